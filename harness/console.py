@@ -1,0 +1,53 @@
+"""Terminal output: one rich console on stderr for progress, stdout kept for results."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+
+def console():
+    from rich.console import Console
+
+    global _CONSOLE
+    if _CONSOLE is None:
+        _CONSOLE = Console(stderr=True, highlight=False)
+    return _CONSOLE
+
+
+_CONSOLE = None
+
+
+@contextlib.contextmanager
+def status(message: str) -> Iterator[None]:
+    """A spinner with a message while something slow and unmeasurable runs."""
+    if not sys.stderr.isatty():
+        console().print(f"[dim]{message}...[/dim]")
+        yield
+        return
+    with console().status(message):
+        yield
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int, enabled: bool = True) -> Iterator:
+    """A progress bar; yields a function `advance(n)`."""
+    if not enabled or total <= 0:
+        yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)

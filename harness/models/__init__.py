@@ -1,0 +1,24 @@
+"""Model specs, loading, fingerprints and the generation backend."""
+
+from harness.models.backend import Backend, Completion, GenerationConfig, HFBackend, LoglikResult, Messages
+from harness.models.fingerprint import adapter_fingerprint, model_fingerprint
+from harness.models.loading import describe, load_base, load_tokenizer
+from harness.models.specs import DEFAULT_MODEL, EMBEDDED, ResolvedModel, resolve
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "EMBEDDED",
+    "Backend",
+    "Completion",
+    "GenerationConfig",
+    "HFBackend",
+    "LoglikResult",
+    "Messages",
+    "ResolvedModel",
+    "adapter_fingerprint",
+    "describe",
+    "load_base",
+    "load_tokenizer",
+    "model_fingerprint",
+    "resolve",
+]

@@ -1,0 +1,59 @@
+"""Loading a base model and its tokenizer from a spec, safetensors only, no remote code."""
+
+from __future__ import annotations
+
+from harness.errors import ModelSpecError
+from harness.models.fingerprint import model_fingerprint
+from harness.models.specs import ResolvedModel, resolve
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def load_tokenizer(path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_base(spec: str, dtype: str = "float32"):
+    """(model, tokenizer, resolved, fingerprint) for a spec; the model in eval mode on CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if dtype not in DTYPES:
+        raise ModelSpecError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    resolved: ResolvedModel = resolve(spec)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            resolved.path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=False
+        )
+    except (OSError, ValueError) as e:
+        raise ModelSpecError(f"model {spec!r} at {resolved.path} could not be loaded: {str(e).splitlines()[0]}") from None
+    model.eval()
+    tokenizer = load_tokenizer(resolved.path)
+    return model, tokenizer, resolved, model_fingerprint(resolved.path)
+
+
+def describe(spec: str) -> dict:
+    """What `harness models show` prints: architecture, parameters, dtype, fingerprint, path."""
+    model, tokenizer, resolved, fp = load_base(spec)
+    cfg = model.config
+    return {
+        "spec": spec,
+        "kind": resolved.kind,
+        "architecture": (cfg.architectures or [type(model).__name__])[0],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "layers": cfg.num_hidden_layers,
+        "hidden_size": cfg.hidden_size,
+        "vocab_size": cfg.vocab_size,
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "context_length": getattr(cfg, "max_position_embeddings", None),
+        "chat_template": bool(tokenizer.chat_template),
+        "fingerprint": fp,
+        "path": str(resolved.path),
+    }

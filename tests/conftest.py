@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny random Llama built from the SmolLM2 tokenizer (fast tests) and the real
+embedded model (slow tests). Both are local safetensors folders, loaded like any user model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build_tiny_model(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer, hidden-64 Llama with SmolLM2's tokenizer and chat template, random weights."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from harness.models import load_tokenizer, resolve
+
+    real = resolve("smollm2-135m-instruct").path
+    tok = load_tokenizer(real)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    # larger init than default so greedy outputs vary with the prompt instead of repeating one token
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.3)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_model_dir):
+    from harness.models import HFBackend
+
+    return HFBackend.from_spec(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def real_backend():
+    from harness.models import HFBackend
+
+    return HFBackend.from_spec("smollm2-135m-instruct")
+
+
+def make_adapter(model_dir: Path, out: Path, kind: str = "lora", seed: int = 1) -> Path:
+    """Save a PEFT adapter with random, non-zero weights so it changes the model's outputs."""
+    import torch
+    from peft import IA3Config, LoraConfig, PromptTuningConfig, TaskType, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if kind == "lora":
+        cfg = LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False,
+                         task_type=TaskType.CAUSAL_LM)
+    elif kind == "prompt_tuning":
+        cfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=4)
+    elif kind == "ia3":
+        cfg = IA3Config(task_type=TaskType.CAUSAL_LM, init_ia3_weights=False)
+    else:
+        raise ValueError(kind)
+    peft_model = get_peft_model(model, cfg)
+    if kind == "prompt_tuning":
+        with torch.no_grad():
+            for p in peft_model.prompt_encoder.parameters():
+                p.normal_(0, 1.0)
+    peft_model.save_pretrained(out, safe_serialization=True)
+    return out

@@ -1,0 +1,92 @@
+"""Model specs resolve to folders or fail with one clear line; fingerprints track content."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from harness.errors import ModelSpecError
+from harness.models import model_fingerprint, resolve
+
+
+def test_local_folder_resolves(tiny_model_dir):
+    r = resolve(str(tiny_model_dir))
+    assert r.kind == "local" and r.path == tiny_model_dir.resolve()
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("/no/such/folder", "does not exist"),
+        ("not-a-model", "unknown model spec"),
+        ("", "empty model spec"),
+    ],
+)
+def test_bad_specs_raise_clear_errors(spec, message):
+    with pytest.raises(ModelSpecError, match=message):
+        resolve(spec)
+
+
+def test_folder_without_weights_or_with_pickles(tmp_path, tiny_model_dir):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelSpecError, match="no weights"):
+        resolve(str(tmp_path))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"x")
+    with pytest.raises(ModelSpecError, match="safetensors only"):
+        resolve(str(tmp_path))
+    no_tok = tmp_path / "no_tok"
+    no_tok.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_model_dir / f, no_tok / f)
+    with pytest.raises(ModelSpecError, match="no tokenizer"):
+        resolve(str(no_tok))
+
+
+def test_offline_hub_id_not_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelSpecError, match="HF_HUB_OFFLINE"):
+        resolve("someorg/some-model-that-is-not-cached")
+
+
+def test_fingerprint_follows_content_and_is_cached(tiny_model_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    fp = model_fingerprint(copy)
+    assert fp == model_fingerprint(tiny_model_dir)  # identity is content, not path or name
+    assert model_fingerprint(copy) == fp  # from the cache
+    # a changed chat template is a different model
+    template = copy / "chat_template.jinja"
+    template.write_text(template.read_text() + "\n{# changed #}")
+    changed = model_fingerprint(copy)
+    assert changed != fp
+    # one flipped weight byte too
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert model_fingerprint(copy) not in (fp, changed)
+
+
+@pytest.mark.parametrize("spec", ["/no/such/folder", "not-a-model"])
+def test_cli_bad_spec_exit_2_without_traceback(spec):
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "models", "show", spec], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_models_show(tiny_model_dir):
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "models", "show", str(tiny_model_dir), "--json"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["layers"] == 2 and info["hidden_size"] == 64
+    assert info["fingerprint"] == model_fingerprint(tiny_model_dir)
+    assert info["parameters"] > 49152 * 64
