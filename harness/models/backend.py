@@ -88,9 +88,8 @@ class HFBackend:
 
     @property
     def base_model(self):
-        from peft import PeftModel
-
-        return self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
+        # peft is imported only once an adapter is attached (it costs seconds at start-up)
+        return self.model.get_base_model() if self.adapters else self.model
 
     def load_adapter(self, path: str | Path, name: str | None = None) -> str:
         """Attach a PEFT adapter folder (safetensors only) to the loaded base; returns its name."""
@@ -136,10 +135,8 @@ class HFBackend:
         """The model as the active adapter sees it; the base's exact weights when none is active."""
         import torch
 
-        from peft import PeftModel
-
         with torch.inference_mode():
-            if isinstance(self.model, PeftModel) and self.active_adapter is None:
+            if self.adapters and self.active_adapter is None:
                 with self.model.disable_adapter():
                     yield self.model
             else:

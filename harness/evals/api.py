@@ -1,0 +1,139 @@
+"""`run_eval`: what `harness eval` does, callable from the pipeline and the pytest plugin."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from harness.evals.cache import CompletionCache
+from harness.evals.results import SuiteResult, load_results, write_result
+from harness.evals.runner import evaluate_suite, rescore
+from harness.evals.suite import find_suites, load_suite
+from harness.paths import harness_home
+
+
+def default_out_dir(fingerprint: str, adapter_hash: str | None, arm: str = "base") -> Path:
+    name = fingerprint[:12] + (f"+{adapter_hash[:12]}" if adapter_hash else "") + ("" if arm in ("base", "candidate") else f"-{arm}")
+    return harness_home() / "results" / name
+
+
+def load_suites(paths: list[str | Path]):
+    """Every suite under the given paths, all validated before any model loads."""
+    from harness.errors import ConfigError
+
+    problems, suites = [], []
+    for p in find_suites(paths):
+        try:
+            suites.append(load_suite(p))
+        except ConfigError as e:
+            problems.append(str(e))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return suites
+
+
+def run_eval(
+    suite_paths: list[str | Path],
+    model: str,
+    adapter: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    do_rescore: bool = False,
+    batch_size: int | None = None,
+    latency_n: int | None = None,
+    use_cache: bool = True,
+    backend=None,
+    arm: str = "base",
+    shots=None,
+) -> tuple[dict[str, SuiteResult], Path]:
+    """Evaluate a model (+ adapter) on suites; write results; return them and their folder."""
+    suites = load_suites(suite_paths)
+    if do_rescore:
+        if out is None:
+            raise_missing_out()
+        previous = load_results(out)
+        results = {}
+        for s in suites:
+            if s.name not in previous:
+                from harness.errors import HarnessError
+
+                raise HarnessError(f"{out}: no saved outputs for suite {s.name!r}: evaluate it first")
+            r = rescore(previous[s.name], s, shots)
+            write_result(r, out)
+            results[s.name] = r
+        return results, Path(out)
+
+    if backend is None:
+        from harness.models import HFBackend
+
+        backend = HFBackend.from_spec(model)
+    if adapter is not None:
+        backend.load_adapter(adapter)
+    out_dir = Path(out) if out else default_out_dir(backend.fingerprint, backend.adapter_hash, arm)
+    cache = CompletionCache() if use_cache else None
+    results = {}
+    for s in suites:
+        r = evaluate_suite(backend, s, model_label=model, arm=arm, cache=cache, batch_size=batch_size, latency_n=latency_n, shots=shots)
+        write_result(r, out_dir)
+        results[s.name] = r
+    if cache:
+        cache.close()
+    return results, out_dir
+
+
+def raise_missing_out():
+    from harness.errors import HarnessError
+
+    raise HarnessError("--rescore needs --out: the results folder whose saved outputs to re-score")
+
+
+def _fmt(m: dict | None) -> str:
+    if not m:
+        return "-"
+    v = m["value"]
+    if m["kind"] == "rate":
+        lo, hi = m["ci"]
+        return f"{v:.3f} [{lo:.2f}, {hi:.2f}]"
+    if m["kind"] == "latency":
+        return f"{v:.2f} s"
+    return f"{v:.1f}"
+
+
+def render_tables(results: dict[str, SuiteResult]) -> None:
+    """Per suite: every metric overall (value, 95 % interval, n), then per slice value."""
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    for name, r in results.items():
+        t = Table(title=f"{name}  (suite {r.suite_hash[:10]}, model {r.model_fingerprint[:10]}"
+                  + (f", adapter {r.adapter_hash[:10]}" if r.adapter_hash else "") + ")", title_justify="left")
+        t.add_column("metric")
+        t.add_column("value [95% CI]", justify="right")
+        t.add_column("n", justify="right")
+        for metric, m in r.metrics.items():
+            t.add_row(metric.split("/", 1)[1], _fmt(m), str(m["n"]))
+        con.print(t)
+        heads = [m for m in r.metrics if r.summary["slices"].get(m) and not re.search(r"\.[a-z_]+$", m.split("/", 1)[1]) and r.metrics[m]["kind"] == "rate"]
+        if heads and r.summary["slices"].get(heads[0]):
+            st = Table(title=f"{name} by slice", title_justify="left")
+            st.add_column("slice")
+            for h in heads:
+                st.add_column(h.split("/", 1)[1], justify="right")
+            keys = sorted({k for h in heads for k in r.summary["slices"][h]})
+            for k in keys:
+                cells = []
+                for h in heads:
+                    m = r.summary["slices"][h].get(k)
+                    cells.append(f"{m['value']:.2f} (n={m['n']})" if m else "-")
+                st.add_row(k, *cells)
+            con.print(st)
+        lat = r.summary.get("latency") or {}
+        if lat.get("samples"):
+            con.print(f"latency at batch 1 (n={len(lat['samples'])}): p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s, "
+                      f"p99 {lat['p99']:.2f} s, {lat['tokens_per_s']:.1f} tokens/s")
+        timing = r.summary.get("timing", {})
+        if "generated" in timing:
+            con.print(f"[dim]{timing['generated']} generated, {timing['from_cache']} from cache, "
+                      f"{timing.get('logliks_computed', 0)} log-likelihoods computed, {timing.get('logliks_from_cache', 0)} from cache; "
+                      f"{timing['eval_s']:.1f} s[/dim]\n")

@@ -1,0 +1,180 @@
+"""Format and task-success checks: JSON validity and schema, field accuracy, matching."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from harness.evals.checks.registry import CheckResult, Sample, check
+from harness.evals.checks.text import normalize, numbers, parse_json
+
+
+def _expected(sample: Sample, field: str):
+    exp = sample.case.expected
+    if isinstance(exp, dict):
+        if field not in exp:
+            raise KeyError(f"case {sample.case.id}: expected has no field {field!r}")
+        return exp[field]
+    return exp
+
+
+@check("json_valid")
+def json_valid(allow_fence: bool = True, require_object: bool = True):
+    """The output parses as JSON (optionally inside one ```json fence), an object by default."""
+
+    def score(sample: Sample) -> CheckResult:
+        value, err = parse_json(sample.output or "", allow_fence)
+        if err:
+            return CheckResult(False, reason=err)
+        if require_object and not isinstance(value, dict):
+            return CheckResult(False, reason=f"JSON is a {type(value).__name__}, not an object")
+        return CheckResult(True)
+
+    return score
+
+
+@check("json_schema")
+def json_schema(schema: str | dict, suite_dir: Path | None = None, allow_fence: bool = True):
+    """The output is JSON valid against a JSON Schema (Draft 2020-12; a file in the suite folder)."""
+    from jsonschema import Draft202012Validator
+
+    if isinstance(schema, str):
+        path = Path(suite_dir or ".") / schema
+        if not path.is_file():
+            raise ValueError(f"schema file {schema!r} not found in {suite_dir}")
+        schema = json.loads(path.read_text())
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+
+    def score(sample: Sample) -> CheckResult:
+        value, err = parse_json(sample.output or "", allow_fence)
+        if err:
+            return CheckResult(False, reason=err)
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+        if errors:
+            e = errors[0]
+            where = "/".join(str(p) for p in e.path) or "(root)"
+            more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+            return CheckResult(False, reason=f"{where}: {e.message}{more}")
+        return CheckResult(True)
+
+    return score
+
+
+@check("field_match")
+def field_match(fields: list[str], lowercase: bool = True, strip_punct: bool = False, allow_fence: bool = True):
+    """Per-field accuracy of a JSON output against `expected`; passes when every field matches."""
+    if not fields:
+        raise ValueError("field_match needs a non-empty `fields` list")
+
+    def score(sample: Sample) -> CheckResult:
+        value, err = parse_json(sample.output or "", allow_fence)
+        results = {}
+        for f in fields:
+            want = _expected(sample, f)
+            got = value.get(f) if isinstance(value, dict) else None
+            results[f] = got is not None and normalize(got, lowercase, strip_punct) == normalize(want, lowercase, strip_punct)
+        wrong = [f"{f}" for f, ok in results.items() if not ok]
+        reason = err or (f"wrong: {', '.join(wrong)}" if wrong else "")
+        return CheckResult(all(results.values()), sum(results.values()) / len(fields), reason, results)
+
+    return score
+
+
+@check("exact_match")
+def exact_match(field: str = "answer", lowercase: bool = True, strip_punct: bool = True):
+    """The whole output equals the expected value after normalisation."""
+
+    def score(sample: Sample) -> CheckResult:
+        want = normalize(_expected(sample, field), lowercase, strip_punct)
+        got = normalize(sample.output or "", lowercase, strip_punct)
+        return CheckResult(got == want, reason="" if got == want else f"expected {want!r}, got {got[:80]!r}")
+
+    return score
+
+
+@check("numeric")
+def numeric(field: str = "answer", tolerance: float = 1e-6, position: str = "last"):
+    """The last (or first) number in the output equals the expected number."""
+    if position not in ("last", "first", "any"):
+        raise ValueError("position must be last, first or any")
+
+    def score(sample: Sample) -> CheckResult:
+        want = float(str(_expected(sample, field)).replace(",", ""))
+        found = numbers(sample.output or "")
+        if not found:
+            return CheckResult(False, reason="no number in the output")
+        candidates = found if position == "any" else [found[-1] if position == "last" else found[0]]
+        ok = any(abs(x - want) <= tolerance * max(1.0, abs(want)) for x in candidates)
+        return CheckResult(ok, reason="" if ok else f"expected {want:g}, got {candidates[-1]:g}")
+
+    return score
+
+
+@check("regex")
+def regex(pattern: str, fullmatch: bool = False, ignore_case: bool = False):
+    """The output matches a regular expression (search, or fullmatch)."""
+    compiled = re.compile(pattern, re.I if ignore_case else 0)
+
+    def score(sample: Sample) -> CheckResult:
+        text = (sample.output or "").strip()
+        ok = bool(compiled.fullmatch(text) if fullmatch else compiled.search(text))
+        return CheckResult(ok, reason="" if ok else f"no match for /{pattern}/")
+
+    return score
+
+
+def _values(values, value, field, sample):
+    if field:
+        v = _expected(sample, field)
+        return v if isinstance(v, list) else [v]
+    return values if values is not None else [value]
+
+
+@check("contains")
+def contains(value: str | None = None, values: list[str] | None = None, field: str | None = None, mode: str = "all", lowercase: bool = True):
+    """The output contains the value(s) (`mode: all` or `any`), literal or from `expected[field]`."""
+    if value is None and values is None and field is None:
+        raise ValueError("contains needs `value`, `values` or `field`")
+
+    def score(sample: Sample) -> CheckResult:
+        text = normalize(sample.output or "", lowercase)
+        want = _values(values, value, field, sample)
+        hits = [normalize(v, lowercase) in text for v in want]
+        ok = all(hits) if mode == "all" else any(hits)
+        missing = [v for v, h in zip(want, hits) if not h]
+        return CheckResult(ok, reason="" if ok else f"missing: {missing}")
+
+    return score
+
+
+@check("not_contains")
+def not_contains(value: str | None = None, values: list[str] | None = None, field: str | None = None, lowercase: bool = True):
+    """The output contains none of the value(s)."""
+    if value is None and values is None and field is None:
+        raise ValueError("not_contains needs `value`, `values` or `field`")
+
+    def score(sample: Sample) -> CheckResult:
+        text = normalize(sample.output or "", lowercase)
+        found = [v for v in _values(values, value, field, sample) if normalize(v, lowercase) in text]
+        return CheckResult(not found, reason=f"contains: {found}" if found else "")
+
+    return score
+
+
+@check("choice")
+def choice(labels: list[str], field: str | None = "answer", lowercase: bool = True):
+    """The output is one label of a set (after normalisation) and, with `field`, the expected one."""
+    norm = {normalize(l, lowercase, strip_punct=True): l for l in labels}
+
+    def score(sample: Sample) -> CheckResult:
+        got = normalize(sample.output or "", lowercase, strip_punct=True)
+        if got not in norm:
+            return CheckResult(False, reason=f"{got[:40]!r} is not one of {labels}")
+        if field is None:
+            return CheckResult(True)
+        want = normalize(_expected(sample, field), lowercase, strip_punct=True)
+        return CheckResult(got == want, reason="" if got == want else f"expected {want!r}, got {got!r}")
+
+    return score

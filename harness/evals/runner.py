@@ -1,0 +1,211 @@
+"""The eval runner: generate once (through the cache), score every check, summarise.
+
+Generation is keyed by model fingerprint, adapter hash, the chat messages and generation
+settings; a second identical run is served from the cache. A separate latency pass generates a
+fixed sample of cases at batch 1 (never cached) for p50/p95/p99 and tokens/s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+from harness.console import progress
+from harness.evals.cache import CompletionCache
+from harness.evals.checks.registry import CheckResult, Sample
+from harness.evals.results import SuiteResult, build_summary
+from harness.evals.stats import percentiles
+from harness.evals.suite import Case, Suite
+from harness.models.backend import Completion, GenerationConfig
+
+ShotsFn = Callable[[Case], list[dict]]
+
+
+def _prompt_hash(messages) -> str:
+    import json
+
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cached_generate(backend, messages: list, config: GenerationConfig, cache: CompletionCache | None, label: str = "generating"):
+    """Completions for every request, generating only those not in the cache. Returns (list, n_cached)."""
+    settings = config.cache_key()
+    keys = [CompletionCache.generation_key(backend.fingerprint, backend.adapter_hash, m, settings) for m in messages]
+    found = cache.get_completions(keys) if cache else {}
+    todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
+    if todo:
+        with progress(label, len(todo)) as advance:
+            fresh = backend.generate([messages[i] for i in todo], config, progress=advance)
+        new = {keys[i]: c for i, c in zip(todo, fresh)}
+        if cache:
+            cache.put_completions(new)
+        found.update(new)
+    return [found[k] for k in keys], len(keys) - len(todo)
+
+
+def cached_loglikelihood(backend, pairs: list, cache: CompletionCache | None, label: str = "scoring choices"):
+    keys = [CompletionCache.loglik_key(backend.fingerprint, backend.adapter_hash, m, c) for m, c in pairs]
+    found = cache.get_logliks(keys) if cache else {}
+    todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
+    if todo:
+        with progress(label, len(todo)) as advance:
+            fresh = backend.loglikelihood([pairs[i] for i in todo], progress=advance)
+        new = {keys[i]: r for i, r in zip(todo, fresh)}
+        if cache:
+            cache.put_logliks(new)
+        found.update(new)
+    return [found[k] for k in keys], len(keys) - len(todo)
+
+
+def latency_sample(suite: Suite, cases: list[Case], n: int) -> list[Case]:
+    """A fixed sample: the same cases for every model, so latency comparisons are paired."""
+    ranked = sorted(cases, key=lambda c: hashlib.sha256(f"{suite.name}:{c.id}".encode()).hexdigest())
+    return ranked[:n]
+
+
+def measure_latency(backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, shots: ShotsFn | None) -> dict:
+    sample = latency_sample(suite, cases, n)
+    if not sample:
+        return {}
+    one = GenerationConfig(max_new_tokens=config.max_new_tokens, batch_size=1)
+    samples = []
+    with progress(f"{suite.name}: latency at batch 1", len(sample)) as advance:
+        for case in sample:
+            [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
+            samples.append({"case_id": case.id, "latency_s": c.latency_s, "completion_tokens": c.completion_tokens, "prompt_tokens": c.prompt_tokens})
+            advance(1)
+    lat = percentiles([s["latency_s"] for s in samples])
+    total_t = sum(s["latency_s"] for s in samples)
+    lat["tokens_per_s"] = sum(s["completion_tokens"] for s in samples) / total_t if total_t else None
+    lat["samples"] = samples
+    return lat
+
+
+def score_case(suite: Suite, case: Case, output: str | None, messages, logliks_by_check: dict) -> list[dict]:
+    rows = []
+    for bc in suite.checks:
+        if not bc.applies(case):
+            continue
+        sample = Sample(case=case, output=output, messages=messages, logliks=logliks_by_check.get(bc.spec.metric))
+        try:
+            res: CheckResult = bc.fn(sample)
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            res = CheckResult(False, reason=f"check error: {e}")
+        rows.append(
+            {
+                "case_id": case.id,
+                "metric": bc.spec.metric,
+                "check": bc.spec.check,
+                "passed": bool(res.passed),
+                "score": float(res.score),
+                "reason": res.reason,
+                "fields": res.fields,
+                "slices": case.slices,
+            }
+        )
+    return rows
+
+
+def evaluate_suite(
+    backend,
+    suite: Suite,
+    *,
+    model_label: str = "",
+    arm: str = "base",
+    cache: CompletionCache | None = None,
+    batch_size: int | None = None,
+    latency_n: int | None = None,
+    shots: ShotsFn | None = None,
+) -> SuiteResult:
+    """Run one suite on the backend's active model/adapter and return scored results."""
+    t0 = time.perf_counter()
+    gen_cfg = GenerationConfig(max_new_tokens=suite.spec.generation.max_new_tokens, batch_size=batch_size)
+    messages = {c.id: suite.messages(c, shots(c) if shots else None) for c in suite.cases}
+    gen_cases = [c for c in suite.cases if suite.needs_generation(c)]
+    completions, n_cached = cached_generate(backend, [messages[c.id] for c in gen_cases], gen_cfg, cache, f"{suite.name}: generating")
+    by_id: dict[str, Completion] = {c.id: comp for c, comp in zip(gen_cases, completions)}
+
+    # log-likelihood checks: every (case, choice) pair in one batched pass
+    ll_jobs = [(bc, c) for bc in suite.checks if bc.needs == "loglik" for c in suite.cases if bc.applies(c)]
+    pairs, spans = [], []
+    for bc, c in ll_jobs:
+        conts = bc.fn.continuations(c)
+        spans.append((bc.spec.metric, c.id, len(pairs), len(conts)))
+        pairs += [(messages[c.id], cont) for cont in conts]
+    lls, ll_cached = cached_loglikelihood(backend, pairs, cache, f"{suite.name}: scoring choices")
+    ll_by_case: dict[str, dict] = {}
+    for metric, cid, start, n in spans:
+        ll_by_case.setdefault(cid, {})[metric] = lls[start : start + n]
+
+    outputs, rows = [], []
+    for c in suite.cases:
+        comp = by_id.get(c.id)
+        outputs.append(
+            {
+                "case_id": c.id,
+                "prompt_sha": _prompt_hash(messages[c.id]),
+                "output": comp.text if comp else None,
+                "prompt_tokens": comp.prompt_tokens if comp else None,
+                "completion_tokens": comp.completion_tokens if comp else 0,
+                "latency_s": comp.latency_s if comp else None,
+                "finish_reason": comp.finish_reason if comp else None,
+                "logliks": {m: [r.logprob for r in v] for m, v in ll_by_case.get(c.id, {}).items()},
+                "slices": c.slices,
+            }
+        )
+        rows += score_case(suite, c, comp.text if comp else None, messages[c.id], ll_by_case.get(c.id, {}))
+    gen_s = time.perf_counter() - t0
+
+    n_lat = suite.spec.latency_sample if latency_n is None else latency_n
+    latency = measure_latency(backend, suite, gen_cases, gen_cfg, n_lat, shots) if n_lat else {}
+    result = SuiteResult(
+        suite=suite.name,
+        suite_hash=suite.hash,
+        suite_version=str(suite.spec.version),
+        model=model_label or getattr(backend, "spec", ""),
+        model_fingerprint=backend.fingerprint,
+        adapter_hash=backend.adapter_hash,
+        arm=arm,
+        generation=gen_cfg.cache_key(),
+        outputs=outputs,
+        rows=rows,
+    )
+    result.summary = build_summary(result, suite.spec.slices, latency)
+    result.summary["timing"] = {
+        "eval_s": round(gen_s, 3),
+        "generated": len(gen_cases) - n_cached,
+        "from_cache": n_cached,
+        "logliks_computed": len(pairs) - ll_cached,
+        "logliks_from_cache": ll_cached,
+    }
+    return result
+
+
+def rescore(result: SuiteResult, suite: Suite, shots: ShotsFn | None = None) -> SuiteResult:
+    """Re-run the checks on saved outputs, without generating. Refused when a case's prompt
+    changed since the outputs were generated (they would no longer answer it)."""
+    from harness.errors import HarnessError
+
+    saved = {o["case_id"]: o for o in result.outputs}
+    rows, stale = [], []
+    from harness.models.backend import LoglikResult
+
+    for c in suite.cases:
+        msgs = suite.messages(c, shots(c) if shots else None)
+        o = saved.get(c.id)
+        if o is None or o["prompt_sha"] != _prompt_hash(msgs):
+            stale.append(c.id)
+            continue
+        lls = {m: [LoglikResult(lp, False) for lp in v] for m, v in (o.get("logliks") or {}).items()}
+        rows += score_case(suite, c, o["output"], msgs, lls)
+    if stale:
+        raise HarnessError(
+            f"cannot rescore {suite.name}: {len(stale)} case(s) are new or their prompt changed "
+            f"(e.g. {stale[0]}): run `harness eval` without --rescore to generate them"
+        )
+    result.rows = rows
+    result.suite_hash = suite.hash
+    result.summary = build_summary(result, suite.spec.slices, result.summary.get("latency"))
+    result.summary["timing"] = {"rescored": True}
+    return result

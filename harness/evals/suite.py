@@ -1,0 +1,229 @@
+"""Suite specs: `suite.yaml` + `cases.jsonl` (+ schema files) in one folder.
+
+Loading validates everything before any model work and reports every problem at once, each
+naming the file, line (for JSONL) and field, with the fix. A suite's identity is the sha256 of
+its files (README excluded), so an edited case is a different suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import ConfigError
+
+
+class PromptSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    system: str | None = Field(None, description="system message (Jinja2 over the case: {{ input.field }})")
+    user: str = Field(..., description="user message template, e.g. 'Ticket: {{ input.ticket }}'")
+
+
+class GenerationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_new_tokens: int = Field(64, gt=0, le=4096, description="greedy tokens generated per case")
+
+
+class CheckSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    check: str = Field(..., description="registered check name, or module:function for a custom check")
+    id: str | None = Field(None, description="metric name (defaults to the check name); must be unique in the suite")
+    where: dict[str, Any] = Field(default_factory=dict, description="apply only to cases whose slices match")
+
+    @property
+    def metric(self) -> str:
+        return self.id or self.check
+
+    @property
+    def params(self) -> dict:
+        return dict(self.model_extra or {})
+
+
+class SuiteSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]*$", description="suite name (lowercase, digits, _ and -)")
+    version: str | int = Field(..., description="bumped when the cases or checks change meaning")
+    description: str = ""
+    prompt: PromptSpec
+    generation: GenerationSpec = GenerationSpec()
+    checks: list[CheckSpec] = Field(..., min_length=1)
+    slices: list[str] = Field(default_factory=list, description="slice fields reported with n and intervals")
+    min_pass_rate: float | None = Field(None, ge=0, le=1, description="session threshold for the pytest plugin")
+    latency_sample: int = Field(6, ge=0, description="cases timed at batch 1 for latency percentiles")
+
+
+class Case(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(..., min_length=1)
+    input: dict[str, Any] | str
+    expected: dict[str, Any] | str | int | float | list | None = None
+    slices: dict[str, str | int | bool] = Field(default_factory=dict)
+
+
+@dataclass
+class BoundCheck:
+    spec: CheckSpec
+    fn: Any
+    needs: str
+
+    def applies(self, case: Case) -> bool:
+        for k, want in self.spec.where.items():
+            have = case.slices.get(k)
+            if (have not in want) if isinstance(want, list) else have != want:
+                return False
+        return True
+
+
+@dataclass
+class Suite:
+    path: Path
+    spec: SuiteSpec
+    cases: list[Case]
+    checks: list[BoundCheck]
+    hash: str
+    _templates: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def messages(self, case: Case, shots: list[dict] | None = None) -> list[dict]:
+        """The chat for one case: system, optional few-shot turns, then the user message."""
+        ctx = {"input": case.input, "case": case}
+        out = []
+        if self.spec.prompt.system:
+            out.append({"role": "system", "content": self._templates["system"].render(ctx)})
+        out += shots or []
+        out.append({"role": "user", "content": self._templates["user"].render(ctx)})
+        return out
+
+    def needs_generation(self, case: Case) -> bool:
+        return any(c.needs == "generation" and c.applies(case) for c in self.checks)
+
+
+def _loc(err: dict) -> str:
+    return ".".join(str(p) for p in err["loc"]) or "(root)"
+
+
+def _hash_files(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name.lower() != "readme.md" and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(folder)).encode() + b"\0" + hashlib.sha256(p.read_bytes()).hexdigest().encode())
+    return h.hexdigest()
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Load and validate a suite folder; raises ConfigError listing every problem."""
+    from jinja2 import StrictUndefined, TemplateError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from harness.evals.checks.registry import available_checks, build_check, get_check
+
+    folder = Path(path)
+    yml, jsonl = folder / "suite.yaml", folder / "cases.jsonl"
+    if not folder.is_dir():
+        raise ConfigError(f"suite folder {str(folder)!r} does not exist")
+    problems: list[str] = []
+    for f in (yml, jsonl):
+        if not f.is_file():
+            problems.append(f"{f}: missing (a suite folder holds suite.yaml and cases.jsonl)")
+    if problems:
+        raise ConfigError(problems, title=f"invalid suite {folder}")
+
+    spec = None
+    try:
+        raw = yaml.safe_load(yml.read_text())
+        spec = SuiteSpec.model_validate(raw if raw is not None else {})
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problems.append(f"{yml}{line}: not valid YAML ({getattr(e, 'problem', e)})")
+    except ValidationError as e:
+        for err in e.errors():
+            fix = " (unknown key: check its spelling)" if err["type"] == "extra_forbidden" else ""
+            problems.append(f"{yml}: field '{_loc(err)}': {err['msg']}{fix}")
+
+    cases: list[Case] = []
+    seen: dict[str, int] = {}
+    for n, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            problems.append(f"{jsonl}:{n}: not valid JSON ({e.msg} at column {e.colno}): one JSON object per line")
+            continue
+        try:
+            case = Case.model_validate(obj)
+        except ValidationError as e:
+            for err in e.errors():
+                fix = " (add it)" if err["type"] == "missing" else ""
+                problems.append(f"{jsonl}:{n}: field '{_loc(err)}': {err['msg']}{fix}")
+            continue
+        if case.id in seen:
+            problems.append(f"{jsonl}:{n}: field 'id': duplicate id {case.id!r} (first on line {seen[case.id]}): ids must be unique")
+        seen.setdefault(case.id, n)
+        cases.append(case)
+    if not cases and not any(str(jsonl) in p for p in problems):
+        problems.append(f"{jsonl}: no cases: add one JSON object per line")
+
+    checks: list[BoundCheck] = []
+    templates = {}
+    if spec is not None:
+        metrics = [c.metric for c in spec.checks]
+        for i, c in enumerate(spec.checks):
+            where = f"{yml}: field 'checks.{i}'"
+            if metrics.count(c.metric) > 1:
+                problems.append(f"{where}: metric name {c.metric!r} used twice: give each an `id`")
+            info = get_check(c.check)
+            if info is None:
+                problems.append(f"{where}.check: unknown check {c.check!r}: use one of {', '.join(available_checks())} or module:function")
+                continue
+            try:
+                checks.append(BoundCheck(c, build_check(info, c.params, folder), info.needs))
+            except (TypeError, ValueError, KeyError, OSError) as e:
+                problems.append(f"{where}: check {c.check!r}: {e}")
+            for k in c.where:
+                if k not in spec.slices:
+                    problems.append(f"{where}.where: {k!r} is not a slice field of this suite (slices: {spec.slices})")
+        env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+        for key in ("system", "user"):
+            src = getattr(spec.prompt, key)
+            if src is None:
+                continue
+            try:
+                templates[key] = env.from_string(src)
+            except TemplateError as e:
+                problems.append(f"{yml}: field 'prompt.{key}': template error: {e}")
+        for n, case in enumerate(cases, 1):
+            for key, tpl in templates.items():
+                try:
+                    tpl.render({"input": case.input, "case": case})
+                except (TemplateError, TypeError) as e:
+                    problems.append(f"{jsonl}: case {case.id!r}: prompt.{key} cannot be rendered: {e}")
+    if problems:
+        raise ConfigError(problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else []), title=f"invalid suite {folder}")
+    return Suite(folder.resolve(), spec, cases, checks, _hash_files(folder), templates)
+
+
+def find_suites(paths: list[str | Path]) -> list[Path]:
+    """Suite folders named directly, or found one level below a folder of suites."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if (p / "suite.yaml").is_file():
+            out.append(p)
+        elif p.is_dir():
+            found = sorted(d for d in p.iterdir() if (d / "suite.yaml").is_file())
+            if not found:
+                raise ConfigError(f"{p}: no suite.yaml here or in its sub-folders")
+            out += found
+        else:
+            raise ConfigError(f"suite folder {str(p)!r} does not exist")
+    return out

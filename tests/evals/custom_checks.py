@@ -1,0 +1,13 @@
+"""A third-party check, referenced from suite.yaml as `tests.evals.custom_checks:shouty`."""
+
+from harness.evals.checks import CheckResult
+
+
+def shouty(min_bangs: int = 1):
+    """The output ends with at least `min_bangs` exclamation marks."""
+
+    def score(sample):
+        n = len(sample.output) - len(sample.output.rstrip("!"))
+        return CheckResult(n >= min_bangs, reason=f"{n} bangs")
+
+    return score

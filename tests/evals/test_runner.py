@@ -1,0 +1,102 @@
+"""The runner on the tiny model: results files, slices with n and intervals, cache, rescore."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.evals import CompletionCache, load_results, load_suite, run_eval
+
+REPO = Path(__file__).resolve().parents[2]
+MINI = REPO / "tests/fixtures/suites/mini"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_eval_writes_results_and_summary(tiny_backend, tmp_path, home):
+    results, out = run_eval([MINI], "tiny", out=tmp_path / "r", backend=tiny_backend)
+    r = results["mini"]
+    files = {p.name for p in (out / "mini").iterdir()}
+    assert files == {"outputs.jsonl", "results.jsonl", "summary.json"}
+    rows = [json.loads(l) for l in (out / "mini/results.jsonl").read_text().splitlines()]
+    # one row per case x applicable check: 12 gen cases x 2 checks + 6 mc cases x 1
+    assert len(rows) == 12 * 2 + 6
+    assert {"case_id", "metric", "passed", "score", "reason", "slices"} <= set(rows[0])
+    m = r.metrics
+    assert m["mini/json_valid"]["n"] == 12 and m["mini/mc"]["n"] == 6 and m["mini/pass_rate"]["n"] == 18
+    lo, hi = m["mini/mc"]["ci"]
+    assert 0 <= lo <= m["mini/mc"]["value"] <= hi <= 1
+    sl = r.summary["slices"]["mini/json_valid"]
+    assert sl["difficulty=hard"]["n"] == 4 and sl["difficulty=easy"]["n"] == 8
+    lat = r.summary["latency"]
+    assert len(lat["samples"]) == 2 and lat["p50"] > 0 and lat["tokens_per_s"] > 0
+    outs = [json.loads(l) for l in (out / "mini/outputs.jsonl").read_text().splitlines()]
+    assert all(o["output"] is None for o in outs if o["case_id"].startswith("mc-"))
+    assert all(len(o["logliks"]["mc"]) == 4 for o in outs if o["case_id"].startswith("mc-"))
+
+
+def test_second_run_served_from_cache(tiny_backend, tmp_path, home):
+    first, _ = run_eval([MINI], "tiny", out=tmp_path / "a", backend=tiny_backend, latency_n=0)
+    second, _ = run_eval([MINI], "tiny", out=tmp_path / "b", backend=tiny_backend, latency_n=0)
+    t1, t2 = first["mini"].summary["timing"], second["mini"].summary["timing"]
+    assert t1["generated"] == 12 and t1["from_cache"] == 0
+    assert t2["generated"] == 0 and t2["from_cache"] == 12 and t2["logliks_from_cache"] == 24
+    assert first["mini"].rows == second["mini"].rows
+    # a different generation setting is a different cache entry
+    db = CompletionCache(home / "cache.db")
+    assert db.db.execute("SELECT COUNT(*) FROM completions").fetchone()[0] == 12
+    db.close()
+
+
+def test_cached_results_equal_fresh_batch_one(tiny_backend, tmp_path, home):
+    cached, _ = run_eval([MINI], "tiny", out=tmp_path / "a", backend=tiny_backend, latency_n=0, batch_size=8)
+    fresh, _ = run_eval([MINI], "tiny", out=tmp_path / "b", backend=tiny_backend, latency_n=0, batch_size=1, use_cache=False)
+    assert [o["output"] for o in cached["mini"].outputs] == [o["output"] for o in fresh["mini"].outputs]
+
+
+def test_rescore_recomputes_checks_without_generating(tiny_backend, tmp_path, home):
+    suite_dir = tmp_path / "mini"
+    shutil.copytree(MINI, suite_dir)
+    _, out = run_eval([suite_dir], "tiny", out=tmp_path / "r", backend=tiny_backend, latency_n=0)
+    before = load_results(out)["mini"]
+    # change a check's parameter: contains "the" -> contains "e"
+    y = (suite_dir / "suite.yaml").read_text().replace('value: "the"', 'value: "e"')
+    (suite_dir / "suite.yaml").write_text(y)
+
+    class NoGeneration:
+        fingerprint = "x"
+
+        def generate(self, *a, **k):
+            raise AssertionError("rescore must not generate")
+
+    results, _ = run_eval([suite_dir], "tiny", out=out, do_rescore=True, backend=NoGeneration())
+    after = results["mini"]
+    assert after.suite_hash == load_suite(suite_dir).hash != before.suite_hash
+    assert [o["output"] for o in after.outputs] == [o["output"] for o in before.outputs]
+    hits = sum("e" in (o["output"] or "").lower() for o in after.outputs if o["case_id"].startswith("m-"))
+    assert after.metrics["mini/contains"]["value"] == pytest.approx(hits / 12)
+    # a changed prompt means the saved outputs no longer answer it
+    (suite_dir / "suite.yaml").write_text(y.replace("Reply with JSON.", "Reply in JSON only."))
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="prompt changed"):
+        run_eval([suite_dir], "tiny", out=out, do_rescore=True)
+
+
+def test_cli_eval_prints_tables_and_errors_cleanly(tiny_model_dir, tmp_path):
+    env = {"HARNESS_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "harness.cli", "eval", str(MINI), "--model", str(tiny_model_dir), "--out", str(tmp_path / "o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "json_valid" in proc.stdout and "difficulty=hard" in proc.stdout and "latency at batch 1" in proc.stdout
+    bad = subprocess.run(cmd[:5] + ["--model", str(tmp_path / "nope")], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
