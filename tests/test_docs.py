@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import COMMANDS, build_parser
+from harness.cli import build_parser
+from harness.commands import load_all
+
+COMMANDS = load_all()
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

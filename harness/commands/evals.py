@@ -1,0 +1,52 @@
+"""Eval commands: `harness eval`, `harness suites validate`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.commands import command, out_json
+
+
+@command("eval", "Evaluate a model (and adapter) on suites; print metrics overall and per slice; write results.")
+def cmd_eval(p: argparse.ArgumentParser):
+    p.add_argument("suites", nargs="+", help="suite folders, or a folder of suites (e.g. suites/)")
+    p.add_argument("--model", default="smollm2-135m-instruct", help="model spec (alias, local folder or hub id)")
+    p.add_argument("--adapter", help="PEFT adapter folder to attach to the model")
+    p.add_argument("--out", help="results folder (default: $HARNESS_HOME/results/<fingerprint>[+<adapter>])")
+    p.add_argument("--rescore", action="store_true", help="re-run the checks on the outputs saved in --out, without generating")
+    p.add_argument("--batch-size", type=int, help="generation batch size (default: from the memory budget)")
+    p.add_argument("--latency-sample", type=int, help="cases timed at batch 1 per suite (default: the suite's latency_sample)")
+    p.add_argument("--no-cache", action="store_true", help="generate everything afresh (the cache is still not written)")
+    p.add_argument("--json", action="store_true", help="print the summaries as JSON instead of tables")
+
+    def run(a):
+        from harness.evals import render_tables, run_eval
+
+        results, out = run_eval(
+            a.suites, a.model, a.adapter, a.out, do_rescore=a.rescore, batch_size=a.batch_size,
+            latency_n=a.latency_sample, use_cache=not a.no_cache,
+        )
+        if a.json:
+            out_json({name: r.summary for name, r in results.items()})
+        else:
+            render_tables(results)
+        print(f"results: {out}", file=sys.stderr)
+
+    return run
+
+
+@command("suites validate", "Validate suite folders (YAML, cases, checks, templates); report every problem at once.")
+def cmd_suites_validate(p: argparse.ArgumentParser):
+    p.add_argument("suites", nargs="*", default=["suites"], help="suite folders or a folder of suites (default: suites/)")
+
+    def run(a):
+        from harness.evals import load_suites
+
+        for s in load_suites(a.suites):
+            gen = sum(s.needs_generation(c) for c in s.cases)
+            print(f"ok  {s.name:<16} v{s.spec.version}  {len(s.cases):>4} cases ({gen} generated)  "
+                  f"{len(s.checks)} checks  hash {s.hash[:12]}")
+
+    return run
+
