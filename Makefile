@@ -34,7 +34,7 @@ demo: install
 	$(BIN)/harness demo
 
 bench: install
-	$(BIN)/python bench/generation.py
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean-cache:
 	rm -rf $(HARNESS_HOME)

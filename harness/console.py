@@ -51,3 +51,10 @@ def progress(description: str, total: int, enabled: bool = True) -> Iterator:
     with bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+def stdout_console():
+    """A console for result tables on stdout; wide when piped so cells are never cut."""
+    from rich.console import Console
+
+    return Console(highlight=False) if sys.stdout.isatty() else Console(width=180, highlight=False)

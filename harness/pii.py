@@ -78,3 +78,35 @@ def find_pii(text: str, secrets: bool = True) -> list[Finding]:
 def digits_key(f: Finding) -> str:
     """A finding's identity for comparing output to input (formatting-insensitive)."""
     return f.text.lower() if f.kind == "email" else re.sub(r"[^0-9A-Za-z]", "", f.text).upper()
+
+
+# Documentation-only values: reserved example domains (RFC 2606 / RFC 6761), the NANP fictional
+# 555-0100..0199 range and the card numbers payment providers publish for testing. They mark
+# synthetic data, not a person, so the data checks report them without blocking.
+PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
+PLACEHOLDER_TLDS = (".example", ".test", ".invalid", ".localhost")
+TEST_CARDS = frozenset({
+    "4111111111111111", "4242424242424242", "4000056655665556", "5555555555554444", "5105105105105100",
+    "378282246310005", "371449635398431", "6011111111111117", "3530111333300000",
+})
+_FICTIONAL_PHONE = re.compile(r"555[\s.-]?01\d\d$")
+
+
+def is_placeholder(f: Finding) -> bool:
+    """True for documentation-only values: example domains, 555-01xx phones, published test cards."""
+    if f.kind == "email":
+        domain = f.text.rsplit("@", 1)[-1].lower()
+        return domain.endswith(PLACEHOLDER_TLDS) or any(domain == d or domain.endswith("." + d) for d in PLACEHOLDER_DOMAINS)
+    if f.kind == "phone":
+        return bool(_FICTIONAL_PHONE.search(f.text))
+    if f.kind == "card":
+        return re.sub(r"\D", "", f.text) in TEST_CARDS
+    return False
+
+
+def mask(text: str) -> str:
+    """A finding's text with its middle hidden, so reports do not repeat the personal data."""
+    if len(text) <= 6:
+        return "*" * len(text)
+    keep = 2 if len(text) < 16 else 4
+    return text[:keep] + "*" * (len(text) - 2 * keep) + text[-keep:]

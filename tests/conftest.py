@@ -13,6 +13,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Shared, noisy 2-core machines: no per-example deadlines (speed lives in bench/, not tests).
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("harness", deadline=None, print_blob=True)
+settings.load_profile("harness")
+
 
 def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     """A 2-layer, hidden-64 Llama with SmolLM2's tokenizer and chat template, random weights."""

@@ -101,10 +101,11 @@ def _fmt(m: dict | None) -> str:
 
 def render_tables(results: dict[str, SuiteResult]) -> None:
     """Per suite: every metric overall (value, 95 % interval, n), then per slice value."""
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    from harness.console import stdout_console
+
+    con = stdout_console()
     for name, r in results.items():
         t = Table(title=f"{name}  (suite {r.suite_hash[:10]}, model {r.model_fingerprint[:10]}"
                   + (f", adapter {r.adapter_hash[:10]}" if r.adapter_hash else "") + ")", title_justify="left")

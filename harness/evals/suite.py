@@ -137,7 +137,7 @@ def load_suite(path: str | Path) -> Suite:
     if problems:
         raise ConfigError(problems, title=f"invalid suite {folder}")
 
-    spec = None
+    spec = raw = None
     try:
         raw = yaml.safe_load(yml.read_text())
         spec = SuiteSpec.model_validate(raw if raw is not None else {})
@@ -177,22 +177,31 @@ def load_suite(path: str | Path) -> Suite:
     checks: list[BoundCheck] = []
     templates = {}
     if spec is not None:
-        metrics = [c.metric for c in spec.checks]
-        for i, c in enumerate(spec.checks):
-            where = f"{yml}: field 'checks.{i}'"
-            if metrics.count(c.metric) > 1:
-                problems.append(f"{where}: metric name {c.metric!r} used twice: give each an `id`")
-            info = get_check(c.check)
-            if info is None:
-                problems.append(f"{where}.check: unknown check {c.check!r}: use one of {', '.join(available_checks())} or module:function")
-                continue
+        check_specs, slice_fields = spec.checks, spec.slices
+    else:  # still check what can be checked, so every problem shows at once
+        check_specs, slice_fields = [], (raw or {}).get("slices") if isinstance(raw, dict) else None
+        for c in (raw or {}).get("checks") or [] if isinstance(raw, dict) else []:
             try:
-                checks.append(BoundCheck(c, build_check(info, c.params, folder), info.needs))
-            except (TypeError, ValueError, KeyError, OSError) as e:
-                problems.append(f"{where}: check {c.check!r}: {e}")
-            for k in c.where:
-                if k not in spec.slices:
-                    problems.append(f"{where}.where: {k!r} is not a slice field of this suite (slices: {spec.slices})")
+                check_specs.append(CheckSpec.model_validate(c))
+            except ValidationError:
+                pass
+    metrics = [c.metric for c in check_specs]
+    for i, c in enumerate(check_specs):
+        at = f"{yml}: field 'checks.{i}"
+        if metrics.count(c.metric) > 1:
+            problems.append(f"{at}': metric name {c.metric!r} used twice: give each an `id`")
+        info = get_check(c.check)
+        if info is None:
+            problems.append(f"{at}.check': unknown check {c.check!r}: use one of {', '.join(available_checks())} or module:function")
+            continue
+        try:
+            checks.append(BoundCheck(c, build_check(info, c.params, folder), info.needs))
+        except (TypeError, ValueError, KeyError, OSError) as e:
+            problems.append(f"{at}': check {c.check!r}: {e}")
+        for k in c.where:
+            if isinstance(slice_fields, list) and k not in slice_fields:
+                problems.append(f"{at}.where': {k!r} is not a slice field of this suite (slices: {slice_fields})")
+    if spec is not None:
         env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
         for key in ("system", "user"):
             src = getattr(spec.prompt, key)

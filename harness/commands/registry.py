@@ -1,0 +1,153 @@
+"""Registry commands: `harness promote`, `rollback`, `status`, `history`, `runs`, `show`,
+`verify`, `export`. Each opens the registry and calls one `Registry` method."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.commands import command, out_json
+
+REGISTRY_HELP = "registry file (default: $HARNESS_HOME/registry.db)"
+
+
+def _open(a):
+    from harness.registry import Registry
+
+    return Registry(a.registry, create=False)
+
+
+def _registry_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--registry", metavar="PATH", help=REGISTRY_HELP)
+
+
+@command("promote", "Point a channel at a run's adapter; refused unless its gate passed and its base matches the channel's.")
+def cmd_promote(p: argparse.ArgumentParser):
+    p.add_argument("run", help="run id (see `harness runs`)")
+    p.add_argument("--channel", default="production", help="channel to move (default: production)")
+    p.add_argument("--force", action="store_true", help="promote despite a missing or failed gate or another base (needs --reason)")
+    p.add_argument("--reason", help="why; required with --force and recorded in the audit log")
+    p.add_argument("--json", action="store_true", help="print the new history entry as JSON")
+    _registry_arg(p)
+
+    def run(a):
+        entry = _open(a).promote(a.run, a.channel, force=a.force, reason=a.reason)
+        if a.json:
+            return out_json(entry)
+        forced = " (forced)" if entry["forced"] else ""
+        print(f"{a.channel}: adapter {entry['adapter_hash'][:12]} of run {a.run} promoted{forced} (history #{entry['seq']})")
+
+    return run
+
+
+@command("rollback", "Move a channel back to the adapter promoted before the current one (appends to its history).")
+def cmd_rollback(p: argparse.ArgumentParser):
+    p.add_argument("channel", help="channel to roll back, e.g. production")
+    p.add_argument("--reason", help="why; recorded in the audit log")
+    p.add_argument("--json", action="store_true", help="print the new history entry as JSON")
+    _registry_arg(p)
+
+    def run(a):
+        entry = _open(a).rollback(a.channel, reason=a.reason)
+        if a.json:
+            return out_json(entry)
+        print(f"{a.channel}: rolled back to adapter {entry['adapter_hash'][:12]} of run {entry['run_id']} "
+              f"(history #{entry['seq']})")
+
+    return run
+
+
+@command("status", "For each channel: the active base model, adapter, run, training data, config, eval summary and gate.")
+def cmd_status(p: argparse.ArgumentParser):
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _registry_arg(p)
+
+    def run(a):
+        from harness.registry.render import status_text
+
+        rows = _open(a).status()
+        if a.json:
+            return out_json(rows)
+        print(status_text(rows))
+
+    return run
+
+
+@command("history", "Every promotion and rollback of a channel, oldest first, with who, when and why.")
+def cmd_history(p: argparse.ArgumentParser):
+    p.add_argument("channel", help="channel name, e.g. production")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _registry_arg(p)
+
+    def run(a):
+        from harness.registry.render import history_text
+
+        rows = _open(a).history(a.channel)
+        if a.json:
+            return out_json(rows)
+        print(history_text(rows))
+
+    return run
+
+
+@command("runs", "List recorded runs, newest first: status, stage, adapter.")
+def cmd_runs(p: argparse.ArgumentParser):
+    p.add_argument("--limit", type=int, default=50, help="how many runs (default: 50)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _registry_arg(p)
+
+    def run(a):
+        from harness.registry.render import runs_text
+
+        rows = _open(a).runs(limit=a.limit)
+        if a.json:
+            return out_json(rows)
+        print(runs_text(rows))
+
+    return run
+
+
+@command("show", "Everything recorded about a run: config, environment, timings, adapter, evals, gate decisions.")
+def cmd_show(p: argparse.ArgumentParser):
+    p.add_argument("run", help="run id (see `harness runs`)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _registry_arg(p)
+
+    def run(a):
+        from harness.registry.render import show_text
+
+        info = _open(a).show(a.run)
+        if a.json:
+            return out_json(info)
+        print(show_text(info))
+
+    return run
+
+
+@command("verify", "Re-hash every stored adapter against its manifest; exit 1 if any is damaged.")
+def cmd_verify(p: argparse.ArgumentParser):
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _registry_arg(p)
+
+    def run(a):
+        from harness.registry.render import verify_text
+
+        rows = _open(a).verify()
+        if a.json:
+            out_json(rows)
+        else:
+            print(verify_text(rows))
+        return 1 if any(not r["ok"] for r in rows) else 0
+
+    return run
+
+
+@command("export", "Print how to serve a channel's adapter: vLLM's --lora-modules argument, or the adapter folder.")
+def cmd_export(p: argparse.ArgumentParser):
+    p.add_argument("channel", help="channel name, e.g. production")
+    p.add_argument("--format", choices=["vllm", "path"], default="vllm", help="vllm: `--lora-modules NAME=PATH`; path: the verified adapter folder")
+    _registry_arg(p)
+
+    def run(a):
+        print(_open(a).export(a.channel, fmt=a.format))
+
+    return run

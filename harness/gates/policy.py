@@ -1,0 +1,90 @@
+"""Gate policies: YAML rules over metric names (with wildcards), validated up front.
+
+A rule names a metric pattern (`general/*`, `*/latency_p50`) and one or more tests:
+`min` / `max` (absolute bounds on the candidate's estimate), `max_drop` (non-inferiority,
+judged on the interval's lower bound), `must_improve` (superiority: the interval excludes 0),
+`max_ratio` (latency and token counts, judged on the ratio's interval). `slices` applies the
+test to every slice value with at least `min_n` cases, Holm-corrected across slices.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import ConfigError
+
+DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
+TESTS = ("min", "max", "max_drop", "must_improve", "max_ratio", "beats_arm")
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric: str = Field(..., description="metric name or pattern, suite/metric, wildcards * and ?")
+    min: float | None = Field(None, ge=0, description="candidate estimate must be at least this")
+    max: float | None = Field(None, ge=0, description="candidate estimate must be at most this")
+    max_drop: float | None = Field(None, ge=0, le=1, description="non-inferiority margin on the paired delta's lower bound")
+    must_improve: bool = Field(False, description="superiority: the delta's interval must exclude 0")
+    max_ratio: float | None = Field(None, gt=0, description="upper bound on candidate/baseline (latency, tokens)")
+    beats_arm: str | None = Field(None, description="candidate must be non-inferior (max_drop, default 0) to this arm")
+    slices: list[str] = Field(default_factory=list, description="apply per value of these slice fields")
+    min_n: int = Field(20, ge=1, description="slices with fewer cases are skipped")
+    on_insufficient: Literal["fail", "pass"] | None = Field(None, description="override the policy default")
+    note: str = Field("", description="why this rule exists (shown in reports)")
+
+    @model_validator(mode="after")
+    def _one_test(self):
+        if not any(getattr(self, t) not in (None, False) for t in TESTS):
+            raise ValueError(f"a rule needs at least one test: {', '.join(TESTS)}")
+        if "/" not in self.metric:
+            raise ValueError(f"metric {self.metric!r} must be suite/metric (e.g. general/* or ticket_triage/json_valid)")
+        return self
+
+    def label(self) -> str:
+        parts = [self.metric]
+        for t in TESTS:
+            v = getattr(self, t)
+            if v not in (None, False):
+                parts.append(t if v is True else f"{t} {v}")
+        if self.slices:
+            parts.append(f"per {'/'.join(self.slices)} (n>={self.min_n})")
+        return " ".join(parts)
+
+    def pattern(self) -> re.Pattern:
+        return re.compile("^" + re.escape(self.metric).replace(r"\*", "[^/]*").replace(r"\?", ".") + "$")
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "policy"
+    description: str = ""
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="two-sided confidence of every interval")
+    on_insufficient: Literal["fail", "pass"] = Field("fail", description="what insufficient_evidence means for the gate")
+    required: list[str] = Field(default_factory=list, description="suites whose results must be present")
+    rules: list[Rule] = Field(..., min_length=1)
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy file (the shipped default when None); every error at once."""
+    p = Path(path) if path else DEFAULT_POLICY
+    if not p.is_file():
+        raise ConfigError(f"policy file {str(p)!r} does not exist")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"{p}{f':{mark.line + 1}' if mark else ''}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    try:
+        return Policy.model_validate(raw or {})
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "(root)"
+            hint = f" (unknown key; allowed: {', '.join(Rule.model_fields)})" if err["type"] == "extra_forbidden" and "rules" in loc else ""
+            hint = hint or (" (unknown key)" if err["type"] == "extra_forbidden" else "")
+            problems.append(f"{p}: field '{loc}': {err['msg'].removeprefix('Value error, ')}{hint}")
+        raise ConfigError(problems, title=f"invalid gate policy {p}") from None

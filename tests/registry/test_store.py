@@ -1,0 +1,190 @@
+"""Adapter store: content addressing, manifests, refusal of tampered files, crash-safe writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.registry import AdapterStore, NotFound, RegistryError, TamperedAdapter
+
+from .conftest import BASE, fake_adapter, trained_run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_same_adapter_twice_is_stored_once(tmp_path):
+    store = AdapterStore(tmp_path / "store")
+    h1, info = store.put(fake_adapter(tmp_path / "a", seed=1))
+    h2, _ = store.put(fake_adapter(tmp_path / "copy-of-a", seed=1))  # same bytes, other folder
+    h3, _ = store.put(fake_adapter(tmp_path / "b", seed=2))
+    assert h1 == h2 != h3
+    assert store.hashes() == sorted([h1, h3])
+    assert sorted(p.name for p in store.root.iterdir()) == sorted([h1, h3])  # no temp leftovers
+    assert info["n_files"] == 2 and info["size_bytes"] > 0
+
+
+def test_manifest_lists_every_file_with_its_sha256(tmp_path):
+    src = fake_adapter(tmp_path / "a", seed=1)
+    (src / "nested").mkdir()
+    (src / "nested" / "tokenizer.json").write_text("{}")
+    store = AdapterStore(tmp_path / "store")
+    h, _ = store.put(src)
+    manifest = json.loads((store.root / h / "manifest.json").read_text())
+    want = {p.relative_to(src).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in src.rglob("*") if p.is_file()}
+    assert {k: v["sha256"] for k, v in manifest["files"].items()} == want
+    assert manifest["hash"] == h
+    assert store.verify(h) == store.root / h
+
+
+@pytest.mark.parametrize("damage, named", [
+    ("flip", "adapter_model.safetensors"),
+    ("remove", "adapter_config.json"),
+    ("extra", "evil.py"),
+    ("manifest", "manifest.json"),
+])
+def test_tampered_adapter_is_refused_naming_the_file(reg, tmp_path, damage, named):
+    run = trained_run(reg, tmp_path, 1)
+    h = reg.get_run(run)["adapter_hash"]
+    folder = reg.adapter_path(h)
+    if damage == "flip":
+        data = bytearray((folder / named).read_bytes())
+        data[len(data) // 2] ^= 0x01  # one bit, same size
+        (folder / named).write_bytes(bytes(data))
+    elif damage == "remove":
+        (folder / named).unlink()
+    elif damage == "extra":
+        (folder / named).write_text("import os")
+    else:  # an attacker who rewrites a file and its manifest entry still changes the content hash
+        target = folder / "adapter_config.json"
+        target.write_text('{"peft_type": "LORA", "r": 64}')
+        m = json.loads((folder / "manifest.json").read_text())
+        m["files"]["adapter_config.json"] = {"sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+                                             "size": target.stat().st_size}
+        (folder / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(TamperedAdapter) as e:
+        reg.adapter_path(h)
+    assert e.value.file == named and named in str(e.value) and h[:12] in str(e.value)
+    assert "refusing to load" in str(e.value)
+    bad = [v for v in reg.verify() if not v["ok"]]
+    assert [v["hash"] for v in bad] == [h] and named in bad[0]["problem"]
+
+
+def test_storing_again_repairs_a_damaged_copy(tmp_path):
+    store = AdapterStore(tmp_path / "store")
+    src = fake_adapter(tmp_path / "a", seed=1)
+    h, _ = store.put(src)
+    (store.root / h / "adapter_config.json").write_text("{}")
+    assert store.problems(h)
+    assert store.put(src)[0] == h
+    assert store.problems(h) == [] and store.verify(h)
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    store = AdapterStore(tmp_path / "store")
+    with pytest.raises(RegistryError, match="adapter folder not found"):
+        store.put(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RegistryError, match="holds no files"):
+        store.put(tmp_path / "empty")
+    src = fake_adapter(tmp_path / "a", seed=1)
+    (src / "manifest.json").write_text("{}")
+    with pytest.raises(RegistryError, match="writes its own manifest.json"):
+        store.put(src)
+    with pytest.raises(RegistryError, match="not an adapter hash"):
+        store.path_for("../../etc")
+    with pytest.raises(NotFound):
+        store.get("0" * 64)
+
+
+CHILD = r"""
+import sys, time
+from pathlib import Path
+import harness.registry.store as store
+
+mode, root, src, ready = sys.argv[1:5]
+
+if mode == "mid-file":
+    real = store.copy_and_hash
+    calls = []
+    def copy_and_hash(s, d):
+        calls.append(s)
+        if len(calls) < 2:
+            return real(s, d)
+        data = Path(s).read_bytes()
+        with open(d, "wb") as f:  # half of the second file, then hang
+            f.write(data[: len(data) // 2])
+            f.flush()
+            Path(ready).write_text("x")
+            time.sleep(120)
+    store.copy_and_hash = copy_and_hash
+else:
+    def publish(tmp, final):  # everything written, about to rename: hang
+        Path(ready).write_text("x")
+        time.sleep(120)
+    store._publish = publish
+
+store.AdapterStore(root).put(src)
+"""
+
+
+@pytest.mark.parametrize("mode", ["mid-file", "before-rename"])
+def test_killed_writer_leaves_no_half_adapter_visible(tmp_path, mode):
+    root, ready = tmp_path / "store", tmp_path / "ready"
+    src = fake_adapter(tmp_path / "a", seed=3)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, mode, str(root), str(src), str(ready)], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.time() + 60
+        while not ready.exists():
+            assert proc.poll() is None, "writer exited before reaching the kill point"
+            assert time.time() < deadline, "writer never reached the kill point"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    leftovers = [p.name for p in root.iterdir()]
+    assert leftovers and all(n.startswith(".tmp-") for n in leftovers), leftovers  # the half write is only a temp folder
+    assert not any(re.fullmatch(r"[0-9a-f]{64}", n) for n in leftovers)
+    store = AdapterStore(root)
+    assert store.hashes() == []  # temp folders are not adapters
+
+    assert store.clean() == leftovers  # its writer is dead: swept
+    h, _ = store.put(src)
+    assert store.problems(h) == [] and [p.name for p in root.iterdir()] == [h]
+
+
+def test_clean_keeps_temp_folders_of_live_writers(tmp_path):
+    import socket
+
+    store = AdapterStore(tmp_path / "store")
+    store.root.mkdir()
+    live = store.root / f".tmp-{socket.gethostname()}-{os.getpid()}-abcd"
+    live.mkdir()
+    assert store.clean() == [] and live.exists()
+
+
+def test_registry_store_root_is_remembered(tmp_path, monkeypatch):
+    from harness.registry import Registry
+
+    monkeypatch.delenv("HARNESS_ADAPTERS_STORE", raising=False)
+    reg = Registry(tmp_path / "r.db")
+    assert reg.store.root == (tmp_path / "adapters_store").resolve()
+    h = reg.add_adapter(fake_adapter(tmp_path / "a", seed=1), method="lora", base_fingerprint=BASE)
+    reg.close()
+    monkeypatch.chdir(tmp_path / "a")
+    again = Registry(tmp_path / "r.db")
+    assert again.adapter_path(h).parent == reg.store.root
+    monkeypatch.setenv("HARNESS_ADAPTERS_STORE", str(tmp_path / "elsewhere"))
+    assert Registry(tmp_path / "r.db").store.root == (tmp_path / "elsewhere").resolve()
