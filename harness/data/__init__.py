@@ -4,7 +4,7 @@ suites, PII, consistency, coverage, stale dates) and deterministic splits."""
 from harness.data.check import check_data, data_hash
 from harness.data.formats import Record, read_records
 from harness.data.leakage import case_text, find_leaks
-from harness.data.report import BLOCKING_CHECKS, DataReport, finding
+from harness.data.report import BLOCKING_CHECKS, DataReport, finding, summary_rows
 from harness.data.split import parse_ratios, split_data
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "parse_ratios",
     "read_records",
     "split_data",
+    "summary_rows",
 ]

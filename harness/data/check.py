@@ -56,6 +56,8 @@ def check_data(
     """Check a training JSONL file: format, duplicates, leakage into `suites` (and `against`
     held-out files), PII and secrets, answer consistency, coverage and stale dates."""
     path = Path(path)
+    suites = [suites] if isinstance(suites, (str, Path)) else suites
+    against = [against] if isinstance(against, (str, Path)) else against
     records = read_records(path, max_field_chars)
     family = resolve_family(records, fmt)
     suite_objs = _load_suites(suites)

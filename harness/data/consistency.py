@@ -14,14 +14,14 @@ from harness.data.formats import Record
 from harness.data.report import finding
 from harness.errors import HarnessError
 from harness.evals.checks.safety import is_refusal
-from harness.evals.checks.text import _FENCE, parse_json
+from harness.evals.checks.text import parse_json
 
 
 def answer_style(answer: str) -> str:
     """json | fenced_json | refusal | prose."""
     value, err = parse_json(answer)
     if err is None and isinstance(value, (dict, list)):
-        return "fenced_json" if _FENCE.match(answer) else "json"
+        return "fenced_json" if answer.lstrip().startswith("```") else "json"
     return "refusal" if answer.strip() and is_refusal(answer) else "prose"
 
 

@@ -100,7 +100,7 @@ class DataReport:
             if len(self.findings) > len(shown):
                 con.print(f"[dim]... {len(self.findings) - len(shown)} more findings: see --json[/dim]")
         c = self.counts()
-        tally = f"{c['error']} errors, {c['warning']} warnings, {c['info']} notes"
+        tally = ", ".join(_plural(c[k], w) for k, w in (("error", "error"), ("warning", "warning"), ("info", "note")))
         if self.ok:
             con.print(f"[green]ok[/green]: nothing blocking ({tally})")
         else:
@@ -108,7 +108,7 @@ class DataReport:
             for f in self.blocking:
                 by[f["check"]] = by.get(f["check"], 0) + 1
             what = ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
-            con.print(f"[bold red]blocked[/bold red]: {len(self.blocking)} blocking findings ({what}); {tally}")
+            con.print(f"[bold red]blocked[/bold red]: {_plural(len(self.blocking), 'blocking finding')} ({what}); {tally}")
 
 
 def short_locations(locations: list[str], path: str, limit: int = 4) -> str:
@@ -127,10 +127,11 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         scope = [f"{x['name']} ({x['cases']} cases)" for x in s["suites"]]
         scope += [f"{h['path']} ({h['records']} records)" for h in s.get("held_out", [])]
         rows.append(("leakage scope", ", ".join(scope) or "nothing: pass --suites"))
-    rows.append(("leaks", f"{s.get('leaks', 0)} records overlap {s.get('leaked_cases', 0)} eval cases / held-out records"))
+    rows.append(("leaks", f"{_plural(s.get('leaks', 0), 'record')} overlapping {s.get('leaked_cases', 0)} eval cases or held-out records"))
     rows.append(("duplicates", f"{s.get('exact_duplicate_groups', 0)} exact groups, {s.get('near_duplicate_groups', 0)} near groups, "
                  f"{s.get('conflicting_groups', 0)} same prompt with different answers"))
-    rows.append(("PII / secrets", f"{s.get('pii', 0)} records; {s.get('pii_placeholders', 0)} placeholder values (example domains, test cards)"))
+    rows.append(("PII / secrets", f"{_plural(s.get('pii', 0), 'record')} with real-looking values; "
+                 f"{s.get('pii_placeholders', 0)} with placeholders (example.com, test cards)"))
     ln = s.get("answer_chars") or {}
     if ln:
         rows.append(("answer length (chars)", f"median {ln['p50']:.0f}, p95 {ln['p95']:.0f}, max {ln['max']:.0f}; "
@@ -146,10 +147,14 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         rows.append((f"slices: {fld}", _kv(counts)))
     rows.append(("refusal examples", str(s.get("refusal_examples", 0))))
     sd = s.get("stale_dates") or {}
-    rows.append(("stale dates", f"{sd.get('mentions', 0)} mentions in {sd.get('records', 0)} records "
-                 f"(from {sd.get('since', '?')[:4]} to before {sd.get('before', '?')})"))
+    rows.append(("stale dates", f"{_plural(sd.get('mentions', 0), 'mention')} in {_plural(sd.get('records', 0), 'record')} "
+                 f"(years {sd.get('since', '?')[:4]} to {int(sd.get('before', '1')[:4]) - 1}, {sd.get('horizon_years')}-year horizon)"))
     return rows
 
 
 def _kv(d: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items())
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
