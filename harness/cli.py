@@ -26,13 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, factory) in load_all().items():
         parts = name.split()
         if len(parts) == 1:
-            sp = subs.add_parser(parts[0], help=help_text, description=help_text)
+            sp = subs.add_parser(parts[0], help=help_text.replace("%", "%%"), description=help_text)
         else:
             group = groups.get(parts[0])
             if group is None:
                 gp = subs.add_parser(parts[0], help=f"{parts[0]} commands", description=f"{parts[0]} commands")
                 group = groups[parts[0]] = gp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
-            sp = group.add_parser(parts[1], help=help_text, description=help_text)
+            sp = group.add_parser(parts[1], help=help_text.replace("%", "%%"), description=help_text)
         sp.set_defaults(_run=factory(sp))
     return parser
 

@@ -41,3 +41,10 @@ def test_every_argument_has_help():
                 for a in sp._actions:
                     if a.dest not in ("help",) and not a.dest.startswith("_"):
                         assert a.help, f"{sp.prog}: argument {a.dest} has no help"
+
+
+def test_top_level_help_lists_every_command():
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for name in COMMANDS:
+        assert name.split()[0] in proc.stdout

@@ -7,6 +7,7 @@ is recorded as null rather than left out, so "absent" is distinguishable from "n
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import platform
@@ -21,14 +22,20 @@ LIBRARIES = ("finetune-harness", "torch", "transformers", "peft", "trl", "accele
              "safetensors", "bitsandbytes", "sqlite-utils")
 
 
-def library_versions() -> dict[str, str | None]:
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> tuple:
     out: dict[str, str | None] = {}
     for name in LIBRARIES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
-    return out
+    return tuple(out.items())
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions (read once per process: packages do not change under a running run)."""
+    return dict(_library_versions())
 
 
 def git_state(cwd: str | Path | None = None) -> dict | None:

@@ -59,6 +59,11 @@ class Registry(ChannelOps):
         try:
             self.db = connect(self.path, busy_timeout_s)
             migrate(self.db, where=str(self.path))
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e):
+                raise RegistryError(f"{self.path}: cannot open as a registry ({e})") from e
+            raise RegistryError(f"{self.path} stayed locked by another writer for {busy_timeout_s:.0f} s while opening; "
+                                "retry, or look for a stuck process holding it") from e
         except sqlite3.DatabaseError as e:
             raise RegistryError(f"{self.path}: cannot open as a registry ({e}); is it a harness registry SQLite file?") from e
         self.store = AdapterStore(self._store_root(store_root, memory))
@@ -219,7 +224,7 @@ class Registry(ChannelOps):
             extra = dict(run["extra"] or {})
             for k, v in fields.items():
                 if k in RUN_COLUMNS:
-                    change[k] = dumps(v) if isinstance(v, (dict, list)) else v
+                    change[k] = dumps(v) if isinstance(v, (dict, list)) else v if v is None or isinstance(v, (str, int, float)) else str(v)
                 else:
                     extra[k] = v
             if extra != (run["extra"] or {}):

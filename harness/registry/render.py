@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from harness.registry.channels import headline
 
 
@@ -66,8 +68,8 @@ def show_text(info: dict) -> str:
         f"run       {r['id']}{'  (' + r['name'] + ')' if r.get('name') else ''}",
         f"kind      {r['kind']}   status {r['status']}   stage {r['stage'] or '-'}",
         f"created   {r['created']}   finished {r.get('finished') or '-'}",
-        f"config    {_short(r['config_hash'])}  {r['config']}",
-        f"seeds     {r.get('seeds') or '-'}",
+        f"config    {_short(r['config_hash'])}  {json.dumps(r['config'], sort_keys=True)}",
+        f"seeds     {json.dumps(r['seeds']) if r.get('seeds') else '-'}",
         f"base      {r.get('base_fingerprint') or '-'}",
         f"dataset   {r.get('dataset_hash') or '-'}",
         f"adapter   {r.get('adapter_hash') or '-'}" + (f"  ({info['adapter']['method']})" if info.get("adapter") else ""),
