@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: install test test-fast demo bench clean-cache
+.PHONY: install test test-fast test-browser demo bench clean-cache
 
 install: $(STAMP)
 
@@ -30,8 +30,12 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
+test-browser: install
+	$(BIN)/python -m pytest -q -m browser
+
 demo: install
 	$(BIN)/harness demo
+	$(BIN)/harness run examples/ticket_triage/run.yaml
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -23,7 +23,7 @@ def cmd_models_show(p: argparse.ArgumentParser):
     return run
 
 
-@command("demo", "Run the demo: load the embedded base model and generate (later: the whole wrapped run).")
+@command("demo", "Smoke-test the install: load the embedded base model, print its fingerprint and one generation.")
 def cmd_demo(p: argparse.ArgumentParser):
     p.add_argument("--model", default="smollm2-135m-instruct", help="model spec (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--prompt", default="In one sentence, why should a fine-tuned model be evaluated before it ships?", help="the prompt to generate from")

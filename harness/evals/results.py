@@ -46,9 +46,10 @@ class SuiteResult:
         for r in self.rows:
             by_case[r["case_id"]] = by_case.get(r["case_id"], True) and r["passed"]
         out[f"{self.suite}/pass_rate"] = {k: 1.0 if v else 0.0 for k, v in by_case.items()}
-        toks = {o["case_id"]: float(o["completion_tokens"]) for o in self.outputs if o.get("output") is not None}
-        if toks:
-            out[f"{self.suite}/completion_tokens"] = toks
+        generated = [o for o in self.outputs if o.get("output") is not None]
+        if generated:
+            out[f"{self.suite}/completion_tokens"] = {o["case_id"]: float(o["completion_tokens"]) for o in generated}
+            out[f"{self.suite}/prompt_tokens"] = {o["case_id"]: float(o["prompt_tokens"]) for o in generated}
         lat = self.summary.get("latency", {}).get("samples", [])
         if lat:
             out[f"{self.suite}/latency_s"] = {s["case_id"]: s["latency_s"] for s in lat}
@@ -60,7 +61,7 @@ class SuiteResult:
 
 def metric_kind(name: str) -> str:
     leaf = name.split("/", 1)[-1]
-    if leaf in ("completion_tokens",):
+    if leaf in ("completion_tokens", "prompt_tokens"):
         return "mean"
     if leaf.startswith("latency"):
         return "latency"

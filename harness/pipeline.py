@@ -1,0 +1,349 @@
+"""`harness run`: one training run wrapped in evidence, stage by stage.
+
+data checks -> baseline eval (cached) -> train -> adapter smoke test -> store adapter ->
+(checkpoint selection) -> candidate eval -> paired comparison + gate -> registry record ->
+HTML report -> promotion, only if the gate passed.
+
+Every stage is recorded in the registry and in `$HARNESS_HOME/runs/<run>/state.json`; a crash
+or Ctrl-C marks the run `failed` / `interrupted` (never promoted) and `harness run --resume RUN`
+continues after the last finished stage (training resumes from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.console import console
+from harness.errors import HarnessError
+from harness.paths import harness_home
+
+STAGES = ("data_checks", "baseline", "train", "smoke_test", "store_adapter", "select_checkpoint", "candidate",
+          "arms", "gate", "record", "report", "promote")
+
+
+class RunFailed(HarnessError):
+    """A stage of the wrapped run failed; the run is marked failed and never promoted."""
+
+
+@dataclass
+class RunState:
+    run_id: str
+    folder: Path
+    config_path: str
+    done: dict = field(default_factory=dict)  # stage -> its outputs
+
+    def save(self) -> None:
+        tmp = self.folder / "state.tmp"
+        tmp.write_text(json.dumps({"run_id": self.run_id, "config_path": self.config_path, "done": self.done}, indent=1, default=str))
+        os.replace(tmp, self.folder / "state.json")
+
+    @classmethod
+    def load(cls, run_id: str) -> RunState:
+        folder = runs_root() / run_id
+        try:
+            s = json.loads((folder / "state.json").read_text())
+        except (OSError, ValueError):
+            raise HarnessError(f"run {run_id!r} has no saved state in {folder}: check `harness runs`") from None
+        return cls(s["run_id"], folder, s["config_path"], s["done"])
+
+
+def runs_root() -> Path:
+    return harness_home() / "runs"
+
+
+class Pipeline:
+    def __init__(self, config_path: str | Path, registry=None, resume: RunState | None = None):
+        from harness.registry import Registry
+        from harness.runconfig import load_run_config
+
+        self.cfg, self.train_cfg, self.cfg_dir = load_run_config(config_path)
+        self.reg = registry or Registry()
+        self.con = console()
+        self._backend = None
+        if resume:
+            self.state = resume
+        else:
+            from harness.models import resolve
+
+            run_id = self.reg.create_run(self.cfg.model_dump(mode="json", by_alias=True), kind="run", name=self.cfg.name,
+                                         seeds={"train": self.train_cfg.seed})
+            folder = runs_root() / run_id
+            folder.mkdir(parents=True, exist_ok=True)
+            self.state = RunState(run_id, folder, str(Path(config_path).resolve()))
+            self.state.save()
+            resolve(self.cfg.base_model)  # converts the embedded model once, before any stage
+        # the run owns its training outputs (checkpoints make resume possible)
+        self.train_cfg.output_dir = str(self.state.folder / "train")
+
+    # ---- helpers -------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return self.state.run_id
+
+    def backend(self):
+        if self._backend is None:
+            from harness.models import HFBackend
+
+            self._backend = HFBackend.from_spec(self.cfg.base_model)
+        return self._backend
+
+    def base_fingerprint(self) -> str:
+        from harness.models import model_fingerprint, resolve
+
+        return model_fingerprint(resolve(self.cfg.base_model).path)
+
+    def say(self, msg: str) -> None:
+        self.con.print(msg)
+
+    # ---- the run -------------------------------------------------------------------------
+    def run(self) -> dict:
+        todo = [s for s in STAGES if s not in self.state.done]
+        if len(todo) < len(STAGES):
+            self.say(f"[bold]resuming {self.run_id}[/bold] after {list(self.state.done)[-1]}")
+        self.reg.update_run(self.run_id, status="running")
+        try:
+            for i, stage in enumerate(STAGES, 1):
+                if stage in self.state.done:
+                    continue
+                self.say(f"\n[bold cyan][{i}/{len(STAGES)}] {stage.replace('_', ' ')}[/bold cyan]")
+                self.reg.update_run(self.run_id, stage=stage)
+                t0 = time.perf_counter()
+                out = getattr(self, f"stage_{stage}")() or {}
+                out["seconds"] = round(time.perf_counter() - t0, 2)
+                self.state.done[stage] = out
+                self.state.save()
+        except KeyboardInterrupt:
+            self.reg.update_run(self.run_id, status="interrupted", error="interrupted by the user")
+            raise HarnessError(f"run {self.run_id} interrupted: continue with `harness run --resume {self.run_id}`") from None
+        except Exception as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.reg.update_run(self.run_id, status="failed", error=msg)
+            if isinstance(e, HarnessError):
+                raise RunFailed(f"run {self.run_id} failed at stage {stage!r}: {e}") from None
+            raise
+        self.reg.update_run(self.run_id, status="finished", stage="done")
+        return self.summary()
+
+    # ---- stages --------------------------------------------------------------------------
+    def stage_data_checks(self):
+        from harness.data import check_data, data_hash
+
+        dc = self.cfg.data_checks
+        results = {}
+        for key in ("train_data", "validation_data"):
+            path = getattr(self.train_cfg, key, None)
+            if not path:
+                continue
+            report = None
+            if dc.enabled:
+                report = check_data(path, suites=self.cfg.suites, schema=dc.schema_path)
+                report.render()
+            h = data_hash(path)
+            rows = sum(1 for line in open(path, encoding="utf-8") if line.strip())
+            self.reg.register_dataset(str(path), h, rows, report=report.to_dict() if report else None)
+            blocking = [f["message"] for f in (report.blocking if report else [])]
+            results[key] = {"path": str(path), "hash": h, "rows": rows, "blocking": blocking,
+                            "report": report.to_dict() if report else None}
+            if blocking and dc.block and not dc.override_reason:
+                raise RunFailed(f"data checks block the run ({len(blocking)} blocking findings in {path}: {blocking[0]}); "
+                                "fix the data or set data_checks.override_reason")
+        self.reg.update_run(self.run_id, dataset_hash=results.get("train_data", {}).get("hash"))
+        if dc.override_reason:
+            results["override_reason"] = dc.override_reason
+        return results
+
+    def stage_baseline(self):
+        from harness.evals import default_out_dir, load_results, load_suites, run_eval
+
+        fp = self.base_fingerprint()
+        self.reg.register_base_model(self.cfg.base_model, fp)
+        self.reg.update_run(self.run_id, base_fingerprint=fp)
+        out = default_out_dir(fp, None)
+        suites = load_suites(self.cfg.suites)
+        try:
+            cached = load_results(out)
+        except HarnessError:
+            cached = {}
+        ok = all(s.name in cached and cached[s.name].suite_hash == s.hash
+                 and cached[s.name].generation.get("max_new_tokens") == s.spec.generation.max_new_tokens for s in suites)
+        if ok:
+            self.say(f"baseline: reused cached results for {', '.join(s.name for s in suites)} "
+                     f"(fingerprint {fp[:12]}, suite hashes unchanged) from {out}")
+            return {"results": str(out), "cached": True}
+        run_eval(self.cfg.suites, self.cfg.base_model, out=out, backend=self.backend(), batch_size=self.cfg.eval.batch_size,
+                 latency_n=self.cfg.eval.latency_sample)
+        return {"results": str(out), "cached": False}
+
+    def stage_train(self):
+        from harness.train import train
+
+        resume = (Path(self.train_cfg.output_dir)).exists() and any(Path(self.train_cfg.output_dir).glob("checkpoint-*"))
+        result = train(self.train_cfg, resume=resume)
+        return {"output_dir": str(result.output_dir), "checkpoints": [str(c) for c in result.checkpoints],
+                "manifest": result.manifest, "method": result.method}
+
+    def stage_smoke_test(self):
+        from harness.train import smoke_test
+
+        report = smoke_test(self.cfg.base_model, self.state.done["train"]["output_dir"])
+        self.say(f"adapter changes the model: {report}")
+        return {"report": report}
+
+    def stage_store_adapter(self):
+        t = self.state.done["train"]
+        h = self.reg.add_adapter(t["output_dir"], method=t["method"], base_fingerprint=self.base_fingerprint(), run_id=self.run_id)
+        self.reg.update_run(self.run_id, adapter_hash=h)
+        path = self.reg.adapter_path(h)
+        self.say(f"adapter stored: {h[:16]} at {path}")
+        return {"adapter_hash": h, "path": str(path)}
+
+    def stage_select_checkpoint(self):
+        sel = self.cfg.checkpoint_selection
+        ckpts = self.state.done["train"]["checkpoints"]
+        if not sel.enabled or len(ckpts) < 2:
+            return {"selected": "final", "why": "checkpoint selection disabled" if not sel.enabled else "one checkpoint"}
+        from harness.evals import evaluate_suite, load_suites
+
+        suite = next((s for s in load_suites(self.cfg.suites) if s.name == sel.suite), None)
+        if suite is None:
+            raise RunFailed(f"checkpoint_selection.suite {sel.suite!r} is not one of the run's suites")
+        suite.cases = suite.cases[: sel.max_cases]
+        scores = {}
+        be = self.backend()
+        for path in ckpts + [self.state.done["store_adapter"]["path"]]:
+            be.load_adapter(path)
+            r = evaluate_suite(be, suite, latency_n=0)
+            scores[path] = r.metrics[f"{suite.name}/{sel.metric}"]["value"]
+            self.say(f"  {Path(path).name}: {sel.metric} = {scores[path]:.3f}")
+            be.set_adapter(None)
+        best = max(scores, key=lambda p: (scores[p], p == self.state.done["store_adapter"]["path"]))
+        why = f"best {sel.suite}/{sel.metric} on {len(suite.cases)} validation cases: {scores[best]:.3f}"
+        if best != self.state.done["store_adapter"]["path"]:
+            t = self.state.done["train"]
+            h = self.reg.add_adapter(best, method=t["method"], base_fingerprint=self.base_fingerprint(), run_id=self.run_id)
+            self.state.done["store_adapter"] = {"adapter_hash": h, "path": str(self.reg.adapter_path(h)), "from_checkpoint": best}
+            self.reg.update_run(self.run_id, adapter_hash=h)
+        return {"selected": best, "why": why, "scores": scores}
+
+    def stage_candidate(self):
+        from harness.evals import run_eval
+
+        adapter = self.reg.adapter_path(self.state.done["store_adapter"]["adapter_hash"])  # verified on load
+        out = self.state.folder / "candidate"
+        be = self.backend()
+        run_eval(self.cfg.suites, self.cfg.base_model, adapter=adapter, out=out, backend=be,
+                 batch_size=self.cfg.eval.batch_size, latency_n=self.cfg.eval.latency_sample, arm="candidate")
+        be.set_adapter(None)
+        return {"results": str(out)}
+
+    def stage_arms(self):
+        if not self.cfg.arms:
+            return {"arms": []}
+        from harness.arms import run_arms
+
+        return run_arms(self)
+
+    def stage_gate(self):
+        from harness.gates import compare, decide, load_policy
+        from harness.gates.api import render_decision
+        from harness.evals import load_results
+
+        policy = load_policy(self.cfg.policy)
+        base = load_results(self.state.done["baseline"]["results"])
+        cand = load_results(self.state.done["candidate"]["results"])
+        base = {k: v for k, v in base.items() if k in cand}
+        comparison = compare(base, cand)
+        arms = {}
+        for arm, path in (self.state.done.get("arms", {}).get("results") or {}).items():
+            arms[arm] = compare(load_results(path), cand)
+        decision = decide(comparison, policy, arms)
+        (self.state.folder / "comparison.json").write_text(json.dumps(comparison.to_dict(), indent=1, default=str))
+        (self.state.folder / "decision.json").write_text(json.dumps(decision.to_dict(), indent=1, default=str))
+        (self.state.folder / "summary.md").write_text(decision.to_markdown())
+        render_decision(decision)
+        return {"passed": decision.passed, "decision": str(self.state.folder / "decision.json"),
+                "comparison": str(self.state.folder / "comparison.json"), "summary_md": str(self.state.folder / "summary.md")}
+
+    def stage_record(self):
+        from harness.evals import load_results
+
+        adapter_hash = self.state.done["store_adapter"]["adapter_hash"]
+        roles = [("baseline", self.state.done["baseline"]["results"]), ("candidate", self.state.done["candidate"]["results"])]
+        roles += list((self.state.done.get("arms", {}).get("results") or {}).items())
+        for role, path in roles:
+            for name, r in load_results(path).items():
+                self.reg.record_eval(self.run_id, role=role, suite=name, suite_hash=r.suite_hash,
+                                     metrics={k: v["value"] for k, v in r.metrics.items()}, results_path=str(r.path),
+                                     results_hash=r.summary.get("results_sha256", ""), model_fingerprint=r.model_fingerprint,
+                                     adapter_hash=r.adapter_hash)
+        decision = json.loads(Path(self.state.done["gate"]["decision"]).read_text())
+        self.reg.record_gate(self.run_id, decision, decision["passed"])
+        return {"adapter_hash": adapter_hash}
+
+    def stage_report(self):
+        if not self.cfg.report:
+            return {"report": None}
+        try:
+            from harness.report import write_run_report
+        except ImportError:
+            return {"report": None, "why": "report package not installed"}
+        path = write_run_report(self.run_id, registry=self.reg)
+        self.reg.update_run(self.run_id, report_path=str(path))
+        return {"report": str(path)}
+
+    def stage_promote(self):
+        if not self.cfg.channel:
+            return {"promoted": False, "why": "no channel configured"}
+        if not self.state.done["gate"]["passed"]:
+            self.say(f"[red]not promoted[/red]: the gate failed (see {self.state.done['gate']['summary_md']})")
+            return {"promoted": False, "why": "gate failed"}
+        entry = self.reg.promote(self.run_id, self.cfg.channel)
+        self.say(f"[green]promoted[/green] adapter {self.state.done['store_adapter']['adapter_hash'][:16]} to channel {self.cfg.channel!r}")
+        return {"promoted": True, "channel": self.cfg.channel, "entry": entry}
+
+    # ---- summary -------------------------------------------------------------------------
+    def summary(self) -> dict:
+        d = self.state.done
+        return {
+            "run_id": self.run_id,
+            "run_folder": str(self.state.folder),
+            "gate_passed": d.get("gate", {}).get("passed"),
+            "promoted": d.get("promote", {}).get("promoted"),
+            "adapter": d.get("store_adapter", {}).get("path"),
+            "adapter_hash": d.get("store_adapter", {}).get("adapter_hash"),
+            "report": d.get("report", {}).get("report"),
+            "registry": str(self.reg.path),
+            "baseline_results": d.get("baseline", {}).get("results"),
+            "baseline_cached": d.get("baseline", {}).get("cached"),
+            "candidate_results": d.get("candidate", {}).get("results"),
+            "summary_md": d.get("gate", {}).get("summary_md"),
+        }
+
+
+def run(config_path: str | Path, registry=None) -> dict:
+    """Run the whole wrapped loop for one run config; returns where everything is."""
+    return Pipeline(config_path, registry).run()
+
+
+def resume(run_id: str, registry=None) -> dict:
+    """Continue a failed or interrupted run after its last finished stage."""
+    state = RunState.load(run_id)
+    return Pipeline(state.config_path, registry, resume=state).run()
+
+
+def print_summary(s: dict) -> None:
+    verdict = "PASSED" if s["gate_passed"] else "FAILED"
+    lines = [
+        f"run        {s['run_id']}  gate {verdict}, {'promoted' if s['promoted'] else 'not promoted'}",
+        f"baseline   {s['baseline_results']}{'  (reused from cache)' if s['baseline_cached'] else ''}",
+        f"candidate  {s['candidate_results']}",
+        f"adapter    {s['adapter']}",
+        f"gate       {s['summary_md']}",
+        f"report     {s['report'] or '-'}",
+        f"registry   {s['registry']}",
+    ]
+    print("\n".join(lines))

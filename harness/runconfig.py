@@ -1,0 +1,105 @@
+"""The wrapped run's config (`run.yaml`): base model, suites, training, gate policy, channel.
+
+Paths are relative to the folder of the YAML file. Everything is validated before any model
+loads, every problem at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import ConfigError
+
+
+class EvalSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_size: int | None = Field(None, gt=0, description="generation batch size (default: from the memory budget)")
+    latency_sample: int | None = Field(None, ge=0, description="cases timed at batch 1 per suite (default: each suite's)")
+
+
+class DataCheckSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(True, description="run the data checks before training")
+    block: bool = Field(True, description="blocking findings (leakage, PII, malformed records) stop the run")
+    override_reason: str | None = Field(None, description="continue despite blocking findings; recorded in the registry")
+    schema_path: str | None = Field(None, alias="schema", description="JSON schema that JSON assistant outputs must follow")
+
+
+class CheckpointSelection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(False, description="evaluate intermediate checkpoints and keep the best")
+    suite: str = Field("ticket_triage", description="suite (name of one of the run's suites) used for selection")
+    metric: str = Field("pass_rate", description="metric of that suite to maximise")
+    max_cases: int = Field(40, gt=0, description="cases of the suite used (a validation slice, fixed)")
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    name: str = Field("run", description="a label for the run")
+    base_model: str = Field("smollm2-135m-instruct", description="model spec of the base")
+    suites: list[str] = Field(..., min_length=1, description="suite folders evaluated before and after training")
+    policy: str | None = Field(None, description="gate policy YAML (default: the shipped policy)")
+    channel: str | None = Field(None, description="promote to this channel when the gate passes")
+    train: dict[str, Any] = Field(..., description="training config (see `harness train`); base_model is inherited")
+    eval: EvalSettings = EvalSettings()
+    data_checks: DataCheckSettings = DataCheckSettings()
+    checkpoint_selection: CheckpointSelection = CheckpointSelection()
+    arms: list[Literal["prompted", "retrieval"]] = Field(default_factory=list, description="extra arms beside the candidate")
+    shots: int = Field(4, ge=0, le=16, description="examples placed in the prompt of the prompted/retrieval arms")
+    report: bool = Field(True, description="write the HTML report at the end")
+
+
+def _resolve(base: Path, p: str | None) -> str | None:
+    if p is None:
+        return None
+    q = Path(p).expanduser()
+    return str(q if q.is_absolute() else (base / q).resolve())
+
+
+def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
+    """(run config, validated training config, config folder); every problem at once."""
+    from harness.train import load_train_config
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"run config {str(p)!r} does not exist")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"{p}{f':{mark.line + 1}' if mark else ''}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    problems = []
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            hint = " (unknown key: check its spelling)" if err["type"] == "extra_forbidden" else ""
+            problems.append(f"{p}: field '{loc}': {err['msg']}{hint}")
+        raise ConfigError(problems, title=f"invalid run config {p}") from None
+    base = p.resolve().parent
+    cfg.suites = [_resolve(base, s) for s in cfg.suites]
+    cfg.policy = _resolve(base, cfg.policy)
+    cfg.data_checks.schema_path = _resolve(base, cfg.data_checks.schema_path)
+    for s in cfg.suites:
+        if not (Path(s) / "suite.yaml").is_file():
+            problems.append(f"{p}: field 'suites': {s} is not a suite folder (no suite.yaml)")
+    if cfg.policy and not Path(cfg.policy).is_file():
+        problems.append(f"{p}: field 'policy': {cfg.policy} does not exist")
+    train_raw = dict(cfg.train)
+    train_raw.setdefault("base_model", cfg.base_model)
+    for key in ("train_data", "validation_data", "output_dir"):
+        if train_raw.get(key):
+            train_raw[key] = _resolve(base, train_raw[key])
+    train_cfg = None
+    try:
+        train_cfg = load_train_config(train_raw)
+    except ConfigError as e:
+        problems += [f"{p}: train: {x}" for x in e.problems]
+    if problems:
+        raise ConfigError(problems, title=f"invalid run config {p}")
+    return cfg, train_cfg, base

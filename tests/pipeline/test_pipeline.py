@@ -1,0 +1,131 @@
+"""The wrapped run end to end on the tiny model: every registry row, the cached baseline, and
+an interrupted run resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MINI = REPO / "tests/fixtures/suites/mini"
+
+pytestmark = pytest.mark.slow
+
+
+def write_run(tmp_path: Path, model_dir: Path, *, max_steps=6, save_steps=3, channel="production") -> Path:
+    rows = []
+    for i in range(24):
+        rows.append({"messages": [
+            {"role": "system", "content": "Reply with JSON."},
+            {"role": "user", "content": f"Describe thing number {i} of the inventory."},
+            {"role": "assistant", "content": json.dumps({"item": i, "ok": True})},
+        ]})
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:20]) + "\n")
+    (tmp_path / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows[20:]) + "\n")
+    (tmp_path / "policy.yaml").write_text(
+        "name: tiny\nrequired: [mini]\nrules:\n  - metric: mini/mc\n    max_drop: 1.0\n  - metric: mini/json_valid\n    min: 0.0\n"
+    )
+    cfg = {
+        "name": "tiny-run",
+        "base_model": str(model_dir),
+        "suites": [str(MINI)],
+        "policy": "policy.yaml",
+        "channel": channel,
+        "train": {"method": "lora", "train_data": "train.jsonl", "validation_data": "val.jsonl", "max_steps": max_steps,
+                  "batch_size": 4, "learning_rate": 0.01, "max_length": 64, "save_steps": save_steps, "logging_steps": 1,
+                  "eval_steps": save_steps, "lora": {"r": 4, "alpha": 8, "target_modules": "all-linear"}},
+        "eval": {"latency_sample": 2},
+    }
+    import yaml
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_full_pipeline_writes_every_registry_row(tiny_model_dir, tmp_path, home):
+    from harness.models import model_fingerprint
+    from harness.pipeline import run
+    from harness.registry import Registry
+
+    cfg = write_run(tmp_path, tiny_model_dir)
+    reg = Registry(home / "registry.db")
+    s = run(cfg, reg)
+    assert s["gate_passed"] is True and s["promoted"] is True and s["baseline_cached"] is False
+    run_row = reg.get_run(s["run_id"])
+    assert run_row["status"] == "finished"
+    assert run_row["base_fingerprint"] == model_fingerprint(tiny_model_dir)
+    assert run_row["adapter_hash"] == s["adapter_hash"]
+    assert reg.get_base_model(model_fingerprint(tiny_model_dir)) is not None
+    assert reg.get_dataset(run_row["dataset_hash"])["rows"] == 20
+    assert reg.get_adapter(s["adapter_hash"])["method"] == "lora"
+    evals = reg.evals(s["run_id"])
+    assert {(e["role"], e["suite"]) for e in evals} == {("baseline", "mini"), ("candidate", "mini")}
+    assert reg.latest_gate(s["run_id"])["passed"]
+    [status] = [c for c in reg.status() if c["channel"] == "production"]
+    assert status["adapter_hash"] == s["adapter_hash"]
+    assert Path(s["adapter"]).is_dir() and Path(s["summary_md"]).read_text().startswith("## ")
+
+    # the same config again reuses the cached baseline
+    s2 = run(cfg, reg)
+    assert s2["baseline_cached"] is True
+    assert s2["adapter_hash"] == s["adapter_hash"]  # deterministic training on CPU
+
+
+def test_failed_gate_is_never_promoted(tiny_model_dir, tmp_path, home):
+    from harness.pipeline import run
+    from harness.registry import Registry
+
+    cfg = write_run(tmp_path, tiny_model_dir)
+    (tmp_path / "policy.yaml").write_text("name: strict\nrules:\n  - metric: mini/mc\n    must_improve: true\n")
+    reg = Registry(home / "registry.db")
+    s = run(cfg, reg)
+    assert s["gate_passed"] is False and s["promoted"] is False
+    assert not [c for c in reg.status() if c["channel"] == "production" and c.get("adapter_hash")]
+
+
+def test_interrupted_run_resumes(tiny_model_dir, tmp_path, home):
+    cfg = write_run(tmp_path, tiny_model_dir, max_steps=120, save_steps=2)
+    env = dict(os.environ, HARNESS_HOME=str(home))
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(cfg)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    runs = home / "runs"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        ckpts = list(runs.glob("*/train/checkpoint-*")) if runs.exists() else []
+        if ckpts:
+            break
+        time.sleep(0.5)
+    assert ckpts, "training never wrote a checkpoint"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "interrupted" in err and "--resume" in err
+    run_id = ckpts[0].parts[-3]
+
+    from harness.registry import Registry
+
+    reg = Registry(home / "registry.db")
+    assert reg.get_run(run_id)["status"] == "interrupted"
+    state = json.loads((runs / run_id / "state.json").read_text())
+    assert "train" not in state["done"] and "baseline" in state["done"]
+    # finish faster on resume: same run, training continues from its checkpoint
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--resume", run_id, "--json"], env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    summary = json.loads(p.stdout)
+    assert summary["run_id"] == run_id and summary["gate_passed"] is not None
+    assert Registry(home / "registry.db").get_run(run_id)["status"] == "finished"
+    assert "resuming" in p.stderr
