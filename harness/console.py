@@ -36,6 +36,9 @@ def progress(description: str, total: int, enabled: bool = True) -> Iterator:
     if not enabled or total <= 0:
         yield lambda n=1: None
         return
+    if not sys.stderr.isatty():
+        yield _log_progress(description, total)
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bar = Progress(
@@ -58,3 +61,19 @@ def stdout_console():
     from rich.console import Console
 
     return Console(highlight=False) if sys.stdout.isatty() else Console(width=180, highlight=False)
+
+
+def _log_progress(description: str, total: int):
+    """Progress for logs (CI, pipes): one line at every tenth of the work, with elapsed time."""
+    import time
+
+    state = {"done": 0, "next": max(1, total // 10), "t0": time.perf_counter()}
+
+    def advance(n: int = 1) -> None:
+        state["done"] += n
+        if state["done"] >= state["next"] or state["done"] >= total:
+            el = time.perf_counter() - state["t0"]
+            console().print(f"[dim]{description}: {state['done']}/{total} ({el:.0f} s)[/dim]")
+            state["next"] = state["done"] + max(1, total // 10)
+
+    return advance

@@ -77,7 +77,7 @@ class Pipeline:
             self.state.save()
             resolve(self.cfg.base_model)  # converts the embedded model once, before any stage
         # the run owns its training outputs (checkpoints make resume possible)
-        self.train_cfg.output_dir = str(self.state.folder / "train")
+        self.train_cfg.output_dir = self.state.folder / "train"
 
     # ---- helpers -------------------------------------------------------------------------
     @property
@@ -193,10 +193,22 @@ class Pipeline:
         self.say(f"adapter changes the model: {report}")
         return {"report": report}
 
-    def stage_store_adapter(self):
+    def _store(self, folder: str | Path) -> str:
+        """Store an adapter's files; the training manifest (wall time, losses) stays in the
+        registry's run record, so the adapter's identity is its weights and config alone."""
+        import shutil
+        import tempfile
+
         t = self.state.done["train"]
-        h = self.reg.add_adapter(t["output_dir"], method=t["method"], base_fingerprint=self.base_fingerprint(), run_id=self.run_id)
-        self.reg.update_run(self.run_id, adapter_hash=h)
+        with tempfile.TemporaryDirectory(dir=self.state.folder) as tmp:
+            for f in Path(folder).iterdir():
+                if f.is_file() and f.name != "manifest.json":
+                    shutil.copy2(f, Path(tmp) / f.name)
+            return self.reg.add_adapter(tmp, method=t["method"], base_fingerprint=self.base_fingerprint(), run_id=self.run_id)
+
+    def stage_store_adapter(self):
+        h = self._store(self.state.done["train"]["output_dir"])
+        self.reg.update_run(self.run_id, adapter_hash=h, train_manifest=self.state.done["train"]["manifest"])
         path = self.reg.adapter_path(h)
         self.say(f"adapter stored: {h[:16]} at {path}")
         return {"adapter_hash": h, "path": str(path)}
@@ -223,8 +235,7 @@ class Pipeline:
         best = max(scores, key=lambda p: (scores[p], p == self.state.done["store_adapter"]["path"]))
         why = f"best {sel.suite}/{sel.metric} on {len(suite.cases)} validation cases: {scores[best]:.3f}"
         if best != self.state.done["store_adapter"]["path"]:
-            t = self.state.done["train"]
-            h = self.reg.add_adapter(best, method=t["method"], base_fingerprint=self.base_fingerprint(), run_id=self.run_id)
+            h = self._store(best)
             self.state.done["store_adapter"] = {"adapter_hash": h, "path": str(self.reg.adapter_path(h)), "from_checkpoint": best}
             self.reg.update_run(self.run_id, adapter_hash=h)
         return {"selected": best, "why": why, "scores": scores}
@@ -257,6 +268,9 @@ class Pipeline:
         cand = load_results(self.state.done["candidate"]["results"])
         base = {k: v for k, v in base.items() if k in cand}
         comparison = compare(base, cand)
+        from harness.review import add_human_metric
+
+        add_human_metric(comparison, self.run_id, self.reg)  # human/win_rate, when reviewers voted
         arms = {}
         for arm, path in (self.state.done.get("arms", {}).get("results") or {}).items():
             arms[arm] = compare(load_results(path), cand)
@@ -264,7 +278,7 @@ class Pipeline:
         (self.state.folder / "comparison.json").write_text(json.dumps(comparison.to_dict(), indent=1, default=str))
         (self.state.folder / "decision.json").write_text(json.dumps(decision.to_dict(), indent=1, default=str))
         (self.state.folder / "summary.md").write_text(decision.to_markdown())
-        render_decision(decision)
+        render_decision(decision, self.con)  # stderr: stdout stays for --json
         return {"passed": decision.passed, "decision": str(self.state.folder / "decision.json"),
                 "comparison": str(self.state.folder / "comparison.json"), "summary_md": str(self.state.folder / "summary.md")}
 
@@ -301,6 +315,11 @@ class Pipeline:
         if not self.state.done["gate"]["passed"]:
             self.say(f"[red]not promoted[/red]: the gate failed (see {self.state.done['gate']['summary_md']})")
             return {"promoted": False, "why": "gate failed"}
+        h = self.state.done["store_adapter"]["adapter_hash"]
+        active = next((c for c in self.reg.status() if c["channel"] == self.cfg.channel), None)
+        if active and active["adapter"]["hash"] == h:
+            self.say(f"adapter {h[:16]} is already active on {self.cfg.channel!r} (same weights as run {active['run_id']})")
+            return {"promoted": False, "why": "already active", "channel": self.cfg.channel}
         entry = self.reg.promote(self.run_id, self.cfg.channel)
         self.say(f"[green]promoted[/green] adapter {self.state.done['store_adapter']['adapter_hash'][:16]} to channel {self.cfg.channel!r}")
         return {"promoted": True, "channel": self.cfg.channel, "entry": entry}

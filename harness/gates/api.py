@@ -54,7 +54,7 @@ def render_comparison(c: Comparison, show_slices: bool = False) -> None:
     stdout_console().print(t)
 
 
-def render_decision(d: GateDecision) -> None:
+def render_decision(d: GateDecision, con=None) -> None:
     from rich.table import Table
 
     from harness.console import stdout_console
@@ -69,4 +69,4 @@ def render_decision(d: GateDecision) -> None:
         ci = f"{r.delta:+.3f} [{r.ci[0]:+.3f}, {r.ci[1]:+.3f}]" if r.ci and r.delta is not None else ""
         t.add_row(verdict, r.test, r.metric, r.slice or "", "" if r.baseline is None else f"{r.baseline:.3f}",
                   "" if r.candidate is None else f"{r.candidate:.3f}", ci, str(r.n or ""), r.reason)
-    stdout_console().print(t)
+    (con or stdout_console()).print(t)

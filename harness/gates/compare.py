@@ -51,6 +51,20 @@ class Comparison:
     candidate: dict
     missing: list[str] = field(default_factory=list)  # suites in the baseline but not the candidate
 
+    def add_metric(self, metric: MetricComparison, slices: dict[str, MetricComparison] | None = None) -> Comparison:
+        """Add a metric measured outside the paired evals (`human/win_rate` from review votes).
+
+        Its suite part (`human`) joins `suites`, so policy rules on it are applied rather than
+        skipped as "suite not evaluated"; without it such rules are skipped.
+        """
+        suite = metric.metric.split("/", 1)[0]
+        if suite not in self.suites:
+            self.suites.append(suite)
+        self.metrics[metric.metric] = metric
+        if slices:
+            self.slices[metric.metric] = dict(slices)
+        return self
+
     def to_dict(self) -> dict:
         return {
             "suites": self.suites,

@@ -22,6 +22,11 @@ DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
 TESTS = ("min", "max", "max_drop", "must_improve", "max_ratio", "beats_arm")
 
 
+def _set(v) -> bool:
+    # 0.0 is a real bound (min: 0.0); only None and must_improve=False mean "no test"
+    return v is not None and v is not False
+
+
 class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metric: str = Field(..., description="metric name or pattern, suite/metric, wildcards * and ?")
@@ -38,7 +43,7 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _one_test(self):
-        if not any(getattr(self, t) not in (None, False) for t in TESTS):
+        if not any(_set(getattr(self, t)) for t in TESTS):
             raise ValueError(f"a rule needs at least one test: {', '.join(TESTS)}")
         if "/" not in self.metric:
             raise ValueError(f"metric {self.metric!r} must be suite/metric (e.g. general/* or ticket_triage/json_valid)")
@@ -48,7 +53,7 @@ class Rule(BaseModel):
         parts = [self.metric]
         for t in TESTS:
             v = getattr(self, t)
-            if v not in (None, False):
+            if _set(v):
                 parts.append(t if v is True else f"{t} {v}")
         if self.slices:
             parts.append(f"per {'/'.join(self.slices)} (n>={self.min_n})")

@@ -150,7 +150,25 @@ def _v2_append_only_and_indexes(db: Database) -> None:
     db["audit_log"].create_index(["created"])
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_append_only_and_indexes]
+def _v3_votes(db: Database) -> None:
+    """Human A/B review votes: one row per reviewer and case of a run (`harness review`).
+
+    `choice` is in model terms (candidate, baseline, tie, both_bad); `candidate_side` records on
+    which side (A or B) the reviewer saw the candidate, for position-bias checks.
+    """
+    db["votes"].create(
+        {
+            "id": int, "run_id": str, "suite": str, "case_id": str, "reviewer": str, "choice": str,
+            "candidate_side": str, "comment": str, "created": str,
+        },
+        pk="id",
+        not_null={"run_id", "suite", "case_id", "reviewer", "choice", "created"},
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["votes"].create_index(["run_id", "suite", "case_id", "reviewer"], unique=True)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_append_only_and_indexes, _v3_votes]
 
 
 def schema_version(db: Database) -> int:

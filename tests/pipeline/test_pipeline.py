@@ -76,12 +76,12 @@ def test_full_pipeline_writes_every_registry_row(tiny_model_dir, tmp_path, home)
     assert {(e["role"], e["suite"]) for e in evals} == {("baseline", "mini"), ("candidate", "mini")}
     assert reg.latest_gate(s["run_id"])["passed"]
     [status] = [c for c in reg.status() if c["channel"] == "production"]
-    assert status["adapter_hash"] == s["adapter_hash"]
+    assert status["adapter"]["hash"] == s["adapter_hash"] and status["run_id"] == s["run_id"]
     assert Path(s["adapter"]).is_dir() and Path(s["summary_md"]).read_text().startswith("## ")
 
     # the same config again reuses the cached baseline
     s2 = run(cfg, reg)
-    assert s2["baseline_cached"] is True
+    assert s2["baseline_cached"] is True and s2["promoted"] is False  # already active: nothing to move
     assert s2["adapter_hash"] == s["adapter_hash"]  # deterministic training on CPU
 
 
@@ -94,18 +94,19 @@ def test_failed_gate_is_never_promoted(tiny_model_dir, tmp_path, home):
     reg = Registry(home / "registry.db")
     s = run(cfg, reg)
     assert s["gate_passed"] is False and s["promoted"] is False
-    assert not [c for c in reg.status() if c["channel"] == "production" and c.get("adapter_hash")]
+    assert not [c for c in reg.status() if c["channel"] == "production"]
+    assert reg.get_run(s["run_id"])["status"] == "finished"
 
 
 def test_interrupted_run_resumes(tiny_model_dir, tmp_path, home):
-    cfg = write_run(tmp_path, tiny_model_dir, max_steps=120, save_steps=2)
+    cfg = write_run(tmp_path, tiny_model_dir, max_steps=30, save_steps=2)
     env = dict(os.environ, HARNESS_HOME=str(home))
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(cfg)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     runs = home / "runs"
     deadline = time.time() + 240
     while time.time() < deadline:
-        ckpts = list(runs.glob("*/train/checkpoint-*")) if runs.exists() else []
+        ckpts = list(runs.glob("*/train/checkpoint-*/trainer_state.json")) if runs.exists() else []
         if ckpts:
             break
         time.sleep(0.5)
@@ -113,7 +114,7 @@ def test_interrupted_run_resumes(tiny_model_dir, tmp_path, home):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "interrupted" in err and "--resume" in err
-    run_id = ckpts[0].parts[-3]
+    run_id = ckpts[0].parts[-4]
 
     from harness.registry import Registry
 

@@ -1,0 +1,382 @@
+"""The run report's sections as plain data for the templates: header, gate, metrics, slices,
+latency and tokens, training, data checks, flipped examples. Each function takes the collected
+`RunData` and returns dicts and lists; the templates only lay them out (and escape them)."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+from harness.report import charts
+from harness.report.collect import RunData
+from harness.report.diff import side_by_side
+
+HARD_GAP = 0.10  # a slice where the base model is this far below its overall score is "hard"
+SMALL_N = 10  # slices with fewer cases are shown faded: their deltas are noise
+MAX_FLIPS = 300  # flipped cases shown; the rest are counted
+MAX_FINDINGS = 30
+MAX_HEAT_COLUMNS = 14
+HARD_NAMES = ("hard", "difficult", "adversarial")
+
+
+def leaf(metric: str) -> str:
+    return metric.split("/", 1)[-1]
+
+
+def suite_of(metric: str) -> str:
+    return metric.split("/", 1)[0]
+
+
+# ---- header ------------------------------------------------------------------------------
+def header(d: RunData) -> dict:
+    run = d.run
+    env = run.get("environment") or {}
+    dataset = d.dataset or {}
+    adapter = d.adapter or {}
+    decision = d.decision or {}
+    passed = d.gate["passed"] if d.gate else decision.get("passed")
+    promote = d.done.get("promote") or {}
+    git = env.get("git") or {}
+    return {
+        "run_id": d.run_id,
+        "name": run.get("name") or "",
+        "status": run.get("status") or "",
+        "stage": run.get("stage") or "",
+        "error": run.get("error") or "",
+        "created": run.get("created") or "",
+        "finished": run.get("finished") or "",
+        "verdict": "passed" if passed is True else "failed" if passed is False else "no gate",
+        "policy": decision.get("policy") or "",
+        "counts": decision.get("counts") or {},
+        "promoted": d.active_on or ([promote["channel"]] if promote.get("promoted") else []),
+        "promote_note": promote.get("why") or "",
+        "base": {"spec": (d.base_model or {}).get("spec") or (run.get("config") or {}).get("base_model") or "",
+                 "fingerprint": run.get("base_fingerprint") or ""},
+        "adapter": {"hash": run.get("adapter_hash") or "", "method": adapter.get("method") or "",
+                    "size": adapter.get("size_bytes"), "files": adapter.get("n_files")},
+        "data": {"hash": run.get("dataset_hash") or "", "path": dataset.get("path") or "", "rows": dataset.get("rows")},
+        "config_hash": run.get("config_hash") or "",
+        "config": json.dumps(run.get("config") or {}, indent=2, sort_keys=True, default=str),
+        "seeds": run.get("seeds") or {},
+        "environment": [(k, v) for k, v in (
+            ("python", env.get("python")), ("platform", env.get("platform")), ("host", env.get("host")),
+            ("cpus", env.get("cpus")), ("user", env.get("user")),
+            ("git", f"{git.get('commit', '')[:12]}{' (dirty)' if git.get('dirty') else ''}" if git else None),
+        ) if v],
+        "libraries": [(k, v or "not installed") for k, v in (env.get("libraries") or {}).items()],
+        "timings": [(stage, t.get("seconds")) for stage, t in (run.get("timings") or {}).items() if isinstance(t, dict)],
+    }
+
+
+# ---- gate --------------------------------------------------------------------------------
+def gate(d: RunData) -> dict | None:
+    if not d.decision:
+        return None
+    rules = [dict(r) for r in d.decision.get("rules") or []]
+    rules.sort(key=lambda r: (not r.get("blocking"), r.get("verdict") == "skipped"))
+    return {"policy": d.decision.get("policy", ""), "passed": d.decision.get("passed"), "rules": rules,
+            "counts": d.decision.get("counts") or {}, "blocking": sum(bool(r.get("blocking")) for r in rules)}
+
+
+# ---- metric comparison -------------------------------------------------------------------
+def _summary_ci(results: dict, metric: str):
+    r = results.get(suite_of(metric))
+    m = r.metrics.get(metric) if r is not None else None
+    return (m or {}).get("ci")
+
+
+def _limits(d: RunData) -> dict:
+    """(metric, test) -> threshold of the unsliced rules, drawn on the forest plot."""
+    out = {}
+    for r in (d.decision or {}).get("rules") or []:
+        if not r.get("slice") and r.get("test") in ("max_drop", "max_ratio") and r.get("threshold") is not None:
+            out[(r["metric"], r["test"])] = r["threshold"]
+    return out
+
+
+def metrics(d: RunData) -> dict:
+    cmp = (d.comparison or {}).get("metrics") or {}
+    limits = _limits(d)
+    rows, rate_rows, ratio_rows = [], [], []
+    for name, m in cmp.items():
+        ratio = m.get("ratio_ci") is not None
+        rows.append({
+            "metric": name, "kind": m["kind"], "n": m["n"], "baseline": m["baseline"], "candidate": m["candidate"],
+            "baseline_ci": _summary_ci(d.baseline, name), "candidate_ci": _summary_ci(d.candidate, name),
+            "delta": m["delta"], "ci": m["ci"], "p_value": m.get("p_value"),
+            "ratio": m.get("ratio"), "ratio_ci": m.get("ratio_ci"),
+            "improved": len(m.get("improved") or []), "regressed": len(m.get("regressed") or []),
+        })
+        if m["kind"] == "rate":
+            rate_rows.append({"label": name, "value": m["delta"], "lo": m["ci"][0], "hi": m["ci"][1],
+                              "limit": -limits[(name, "max_drop")] if (name, "max_drop") in limits else None})
+        elif ratio:
+            rate = m.get("ratio")
+            ratio_rows.append({"label": name, "value": rate, "lo": m["ratio_ci"][0], "hi": m["ratio_ci"][1],
+                               "limit": limits.get((name, "max_ratio"))})
+    return {"rows": rows, "forest": charts.forest(rate_rows, center=0.0),
+            "ratios": charts.forest(ratio_rows, center=1.0, unit="ratio"), "source": d.comparison_source}
+
+
+# ---- slices ------------------------------------------------------------------------------
+def _hard(key: str, base_value: float | None, overall: float | None) -> str:
+    if key.split("=", 1)[-1].lower() in HARD_NAMES:
+        return f"tagged {key}"
+    if base_value is not None and overall is not None and overall - base_value >= HARD_GAP:
+        return f"base model {base_value:.2f} here vs {overall:.2f} overall"
+    return ""
+
+
+def slices(d: RunData) -> list[dict]:
+    cmp = d.comparison or {}
+    overall = cmp.get("metrics") or {}
+    by_suite: dict[str, list[str]] = {}
+    for metric, per in (cmp.get("slices") or {}).items():
+        if per and overall.get(metric, {}).get("kind", "rate") == "rate":
+            by_suite.setdefault(suite_of(metric), []).append(metric)
+    out = []
+    for suite, names in by_suite.items():
+        names.sort(key=lambda n: ("." in leaf(n), leaf(n) == "pass_rate", n))
+        shown, dropped = names[:MAX_HEAT_COLUMNS], len(names) - MAX_HEAT_COLUMNS
+        keys = sorted({k for n in shown for k in cmp["slices"][n]})
+        deltas = [abs(cmp["slices"][n][k]["delta"]) for n in shown for k in cmp["slices"][n]]
+        scale = max(max(deltas, default=0.0), 0.1)
+        ref = f"{suite}/pass_rate" if f"{suite}/pass_rate" in cmp["slices"] else shown[0]
+        rows = []
+        for k in keys:
+            ref_cell = cmp["slices"][ref].get(k)
+            hard = _hard(k, ref_cell["baseline"] if ref_cell else None, overall.get(ref, {}).get("baseline"))
+            cells = []
+            for n in shown:
+                c = cmp["slices"][n].get(k)
+                if c is None:
+                    cells.append(None)
+                    continue
+                lo, hi = c["ci"]
+                cells.append({
+                    "delta": c["delta"], "n": c["n"], "bg": charts.heat(c["delta"], scale),
+                    "sig": lo > 0 or hi < 0, "small": c["n"] < SMALL_N,
+                    "title": f"{leaf(n)} on {k}: {c['baseline']:.3f} -> {c['candidate']:.3f}, "
+                             f"delta {c['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}], n={c['n']}",
+                })
+            n_cases = max((c["n"] for c in cells if c), default=0)
+            rows.append({"key": k, "field": k.split("=", 1)[0], "hard": hard, "n": n_cases, "cells": cells})
+        out.append({"suite": suite, "columns": [leaf(n) for n in shown], "rows": rows, "dropped": max(dropped, 0),
+                    "scale": scale})
+    return out
+
+
+# ---- latency and tokens ------------------------------------------------------------------
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    i = (len(v) - 1) * q
+    lo = int(i)
+    return v[lo] + (v[min(lo + 1, len(v) - 1)] - v[lo]) * (i - lo)
+
+
+def latency(d: RunData) -> list[dict]:
+    cmp = (d.comparison or {}).get("metrics") or {}
+    out = []
+    for suite in [s for s in d.candidate if s in d.baseline]:
+        b, c = d.baseline[suite], d.candidate[suite]
+        lb, lc = b.summary.get("latency") or {}, c.summary.get("latency") or {}
+        groups, table = [], []
+        for label, tone, lat in (("baseline", "a", lb), ("candidate", "b", lc)):
+            vals = [s["latency_s"] for s in lat.get("samples") or [] if isinstance(s.get("latency_s"), (int, float))]
+            groups.append({"label": label, "tone": tone, "values": vals, "p50": lat.get("p50"), "p95": lat.get("p95")})
+            table.append({"arm": label, "n": len(vals), "p50": lat.get("p50"), "p95": lat.get("p95"), "p99": lat.get("p99"),
+                          "tokens_per_s": lat.get("tokens_per_s")})
+        tokens = []
+        for label, tone, r in (("baseline", "a", b), ("candidate", "b", c)):
+            vals = [float(o["completion_tokens"]) for o in r.outputs if o.get("output") is not None
+                    and isinstance(o.get("completion_tokens"), (int, float))]
+            prompt = [float(o["prompt_tokens"]) for o in r.outputs if isinstance(o.get("prompt_tokens"), (int, float))]
+            tokens.append({"label": label, "tone": tone, "values": vals, "n": len(vals),
+                           "mean": statistics.fmean(vals) if vals else None, "p50": _pct(vals, 0.5), "max": max(vals, default=None),
+                           "prompt_mean": statistics.fmean(prompt) if prompt else None})
+        ratios = [dict(cmp[k], metric=k) for k in (f"{suite}/latency_p50", f"{suite}/latency_p95", f"{suite}/completion_tokens")
+                  if k in cmp]
+        out.append({"suite": suite, "table": table, "strips": charts.strips(groups), "ratios": ratios,
+                    "tokens": tokens, "histogram": charts.histogram(tokens) if any(t["values"] for t in tokens) else None})
+    return out
+
+
+# ---- training ----------------------------------------------------------------------------
+def _step_of(path: str | None, final_step) -> int | None:
+    if not path:
+        return None
+    m = re.search(r"checkpoint-(\d+)", Path(str(path)).name)
+    return int(m.group(1)) if m else final_step
+
+
+def training(d: RunData) -> dict | None:
+    t = d.done.get("train")
+    if not t:
+        return None
+    man = t.get("manifest") or {}
+    hist = man.get("loss_history") or []
+    train_pts = [(h["step"], h["loss"]) for h in hist if "loss" in h and h.get("step") is not None]
+    val_pts = [(h["step"], h["eval_loss"]) for h in hist if "eval_loss" in h and h.get("step") is not None]
+    final_step = man.get("steps")
+    ckpts = [{"name": Path(c).name, "step": _step_of(c, None)} for c in t.get("checkpoints") or []]
+    sel = d.done.get("select_checkpoint") or {}
+    selected = sel.get("selected")
+    store = (d.done.get("store_adapter") or {}).get("path")
+    if not selected or selected == "final" or selected == store:
+        chosen = {"name": "final adapter", "step": final_step}
+    else:
+        chosen = {"name": Path(selected).name, "step": _step_of(selected, final_step)}
+    marks = [{"x": c["step"], "label": c["name"], "tone": "ckpt"} for c in ckpts if c["step"] is not None and c["step"] != chosen["step"]]
+    if chosen["step"] is not None:
+        marks.append({"x": chosen["step"], "label": f"chosen: {chosen['name']}", "tone": "chosen"})
+    series = [{"name": "train loss", "tone": "a", "points": train_pts},
+              {"name": "validation loss", "tone": "b", "points": val_pts, "dots": True}]
+    scores = [{"name": "final adapter" if p == store else Path(p).name, "score": s, "chosen": p == selected}
+              for p, s in (sel.get("scores") or {}).items()]
+    fm = man.get("final_metrics") or {}
+    info = [(k, v) for k, v in (
+        ("method", man.get("method") or t.get("method")), ("family", man.get("family")), ("steps", final_step),
+        ("epochs", man.get("epochs")), ("trainable parameters", man.get("trainable_parameters")),
+        ("train time (s)", man.get("train_time_s")), ("seed", man.get("seed")), ("device", man.get("device")),
+        ("resumed from", man.get("resumed_from")), ("data records", man.get("data_records")),
+        ("final train loss", fm.get("train_loss", train_pts[-1][1] if train_pts else None)),
+        ("final validation loss", fm.get("eval_loss", val_pts[-1][1] if val_pts else None)),
+        ("artifact hash", man.get("artifact_hash")),
+    ) if v not in (None, "", {})]
+    return {"chart": charts.lines(series, marks=marks, y_label="loss"), "info": info, "chosen": chosen,
+            "why": sel.get("why") or "", "scores": scores, "checkpoints": ckpts,
+            "n_train": len(train_pts), "n_val": len(val_pts),
+            "smoke": (man.get("smoke_test") or (d.done.get("smoke_test") or {}).get("report")),
+            "libraries": sorted((man.get("library_versions") or {}).items())}
+
+
+# ---- data report -------------------------------------------------------------------------
+def _summary_rows(summary: dict) -> list[tuple[str, str]]:
+    try:
+        from harness.data.report import summary_rows
+
+        return summary_rows(summary)
+    except Exception:  # an older or partial summary: show its fields as they are
+        return [(k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)) for k, v in summary.items()]
+
+
+def data_report(d: RunData) -> dict | None:
+    dc = d.done.get("data_checks") or {}
+    files = []
+    for key, label in (("train_data", "training data"), ("validation_data", "validation data")):
+        entry = dc.get(key)
+        if isinstance(entry, dict):
+            files.append((label, entry.get("path"), entry.get("hash"), entry.get("rows"), entry.get("report")))
+    if not files and d.dataset:
+        ds = d.dataset
+        files.append(("training data", ds.get("path"), ds.get("content_hash"), ds.get("rows"), ds.get("report")))
+    if not files:
+        return None
+    out = []
+    order = {"error": 0, "warning": 1, "info": 2}
+    for label, path, h, rows, report in files:
+        report = report or {}
+        findings = sorted(report.get("findings") or [], key=lambda f: order.get(f.get("severity"), 3))
+        out.append({
+            "label": label, "path": path or report.get("path") or "", "hash": h or report.get("data_hash") or "",
+            "rows": rows, "format": report.get("format") or "", "checked": bool(report),
+            "ok": report.get("ok"), "blocking": report.get("blocking") or 0, "counts": report.get("counts") or {},
+            "summary": _summary_rows(report["summary"]) if report.get("summary") else [],
+            "findings": [{"severity": f.get("severity", ""), "check": f.get("check", ""), "message": f.get("message", ""),
+                          "locations": (f.get("locations") or [])[:4], "more": max(len(f.get("locations") or []) - 4, 0)}
+                         for f in findings[:MAX_FINDINGS]],
+            "more_findings": max(len(findings) - MAX_FINDINGS, 0),
+        })
+    return {"files": out, "override_reason": dc.get("override_reason") or ""}
+
+
+# ---- flipped examples --------------------------------------------------------------------
+def _shown_output(o: dict | None) -> str:
+    """What the model said; for log-likelihood cases, the option it ranked first."""
+    if o is None:
+        return "(no output recorded)"
+    if o.get("output") is not None:
+        return str(o["output"])
+    lls = o.get("logliks") or {}
+    parts = []
+    for name, vals in lls.items():
+        if vals:
+            best = max(range(len(vals)), key=lambda i: vals[i])
+            parts.append(f"{name}: picks option {best} (log-likelihood {vals[best]:.2f} of "
+                         + ", ".join(f"{v:.2f}" for v in vals) + ")")
+    return "\n".join(parts) or "(no output recorded)"
+
+
+def _as_text(v) -> str:
+    if isinstance(v, dict) and set(v) == {"text"}:
+        return str(v["text"])
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, ensure_ascii=False, indent=1)
+
+
+def _by_case(result) -> tuple[dict, dict]:
+    if result is None:
+        return {}, {}
+    rows: dict[str, list[dict]] = {}
+    for r in result.rows:
+        rows.setdefault(r["case_id"], []).append(r)
+    return {o["case_id"]: o for o in result.outputs}, rows
+
+
+def flips(d: RunData) -> dict:
+    cmp = (d.comparison or {}).get("metrics") or {}
+    cases: dict[tuple[str, str], dict] = {}
+    for name, m in cmp.items():
+        if m.get("kind") != "rate":
+            continue
+        for direction, ids in (("improved", m.get("improved") or []), ("regressed", m.get("regressed") or [])):
+            for cid in ids:
+                c = cases.setdefault((suite_of(name), cid), {"flips": []})
+                c["flips"].append({"check": leaf(name), "direction": direction})
+    index = {}  # suite -> arm -> (outputs by case, rows by case)
+    for suite in {s for s, _ in cases}:
+        index[suite] = {arm: _by_case(results.get(suite)) for arm, results in (("b", d.baseline), ("c", d.candidate))}
+    cards = []
+    for (suite, cid), c in cases.items():
+        (b_out, b_rows), (c_out, c_rows) = index[suite]["b"], index[suite]["c"]
+        bo, co = b_out.get(cid), c_out.get(cid)
+        before = {r["metric"]: r for r in b_rows.get(cid, [])}
+        reasons = []
+        for r in c_rows.get(cid, []):
+            br = before.get(r["metric"])
+            if br is None or br["passed"] != r["passed"]:
+                reasons.append({"check": r["metric"], "before": br.get("reason") or "" if br else "",
+                                "after": r.get("reason") or "", "before_ok": br["passed"] if br else None,
+                                "after_ok": r["passed"]})
+        overall = next((f["direction"] for f in c["flips"] if f["check"] == "pass_rate"), None)
+        dirs = {f["direction"] for f in c["flips"]}
+        direction = overall or (dirs.pop() if len(dirs) == 1 else "mixed")
+        slices_ = (co or bo or {}).get("slices") or {}
+        case = (d.inputs.get(suite) or {}).get(cid)
+        checks = sorted({f["check"] for f in c["flips"] if f["check"] != "pass_rate"})
+        cards.append({
+            "suite": suite, "case_id": cid, "direction": direction, "checks": checks,
+            "flips": [f for f in c["flips"] if f["check"] != "pass_rate"],
+            "slices": [f"{k}={v}" for k, v in slices_.items()],
+            "input": _as_text(case["input"]) if case else None,
+            "expected": _as_text(case["expected"]) if case and case["expected"] is not None else None,
+            "outputs": (bo, co), "reasons": reasons,
+        })
+    order = {"regressed": 0, "mixed": 1, "improved": 2}
+    cards.sort(key=lambda x: (order.get(x["direction"], 3), x["suite"], x["case_id"]))
+    shown = cards[:MAX_FLIPS]
+    for card in shown:  # diffs only for what is shown: the expensive part
+        bo, co = card.pop("outputs")
+        card["diff"] = side_by_side(_shown_output(bo), _shown_output(co))
+    return {
+        "cards": shown, "total": len(cards), "hidden": len(cards) - len(shown),
+        "counts": {k: sum(c["direction"] == k for c in cards) for k in ("regressed", "mixed", "improved")},
+        "suites": sorted({c["suite"] for c in shown}),
+        "checks": sorted({ch for c in shown for ch in c["checks"]}),
+        "slices": sorted({s for c in shown for s in c["slices"]}),
+    }

@@ -1,0 +1,254 @@
+"""One validated config for a training run.
+
+`load_train_config` reads a YAML file (or a dict, or a `TrainConfig`), validates every field,
+checks that the base model folder and the dataset files exist and that every record has the shape
+the method trains on, and raises one `ConfigError` listing every problem, each naming the file,
+line and field with the fix, before any model loads. Relative paths in a YAML file are relative to
+the file's folder; in a dict, to `base_dir` (default: the working directory).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import ConfigError
+from harness.models.specs import DEFAULT_MODEL
+from harness.train.methods import METHODS
+
+MAX_PROBLEMS_PER_FILE = 10
+SHAPES = {"sft": "{messages} or {prompt, completion}", "dpo": "{prompt, chosen, rejected}"}
+
+
+class LoraSettings(BaseModel):
+    """Adapter shape for lora, qlora, dpo (LoRA) and lokr."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(8, gt=0, description="rank of the low-rank update")
+    alpha: float = Field(16, gt=0, description="scale of the update: it is multiplied by alpha / r")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the adapter's input (lokr: module dropout)")
+    target_modules: str | list[str] = Field(
+        "all-linear",
+        description="'all-linear' (every linear layer except the output head), a list of module names "
+        "such as [q_proj, v_proj], or one regular expression",
+    )
+
+
+class TrainConfig(BaseModel):
+    """A training run: base model, method, data, hyper-parameters, seed and output folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str = Field(DEFAULT_MODEL, description="model spec: alias, local folder (safetensors) or hub id")
+    method: str = Field(..., description="training method: " + ", ".join(METHODS))
+    train_data: Path = Field(..., description="JSONL training records: {messages} or {prompt, completion}; "
+                             "{prompt, chosen, rejected} for dpo")
+    validation_data: Path | None = Field(None, description="JSONL records of the same shape; validation loss is "
+                                         "measured before training, every eval_steps and after the last step")
+    output_dir: Path | None = Field(None, description="run folder for checkpoints and the final adapter "
+                                    "(default: runs/<method>-<config hash>)")
+    seed: int = Field(0, description="seed for adapter initialisation, data order and dropout")
+    max_steps: int | None = Field(None, gt=0, description="optimizer steps to train; overrides num_epochs")
+    num_epochs: float = Field(1.0, gt=0, description="passes over the training data when max_steps is not set")
+    learning_rate: float | None = Field(None, gt=0, description="peak learning rate (linear decay); default per "
+                                        "method: " + ", ".join(f"{m.name} {m.learning_rate:g}" for m in METHODS.values()))
+    batch_size: int = Field(8, gt=0, description="records per optimizer micro-batch")
+    gradient_accumulation_steps: int = Field(1, gt=0, description="micro-batches summed per optimizer step")
+    max_length: int = Field(512, gt=0, description="tokens per record; longer records are cut at the end")
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="adapter shape (lora, qlora, dpo, lokr)")
+    num_virtual_tokens: int = Field(16, gt=0, description="virtual tokens (prompt_tuning, prefix_tuning)")
+    dpo_beta: float = Field(0.1, gt=0, description="DPO temperature: how far the policy may move from the reference")
+    eval_steps: int | None = Field(None, gt=0, description="validation loss every N steps (needs validation_data); "
+                                   "default: only before training and after the last step")
+    save_steps: int = Field(100, gt=0, description="checkpoint every N steps (and after the last step); "
+                            "resume continues from the latest")
+    logging_steps: int = Field(10, gt=0, description="log the training loss every N steps")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="dtype the base model trains in "
+                                                              "(qlora: the 4-bit compute dtype)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass to save "
+                                         "memory (slower; not with prefix_tuning)")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        if v not in METHODS:
+            close = difflib.get_close_matches(v, list(METHODS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown method {v!r}{hint}: use one of {', '.join(METHODS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _method_defaults(self) -> TrainConfig:
+        if self.learning_rate is None:
+            self.learning_rate = METHODS[self.method].learning_rate
+        return self
+
+    @property
+    def family(self) -> str:
+        """`sft` or `dpo`: which trl trainer runs this method."""
+        return METHODS[self.method].family
+
+    def data_hashes(self) -> dict[str, str | None]:
+        from harness.data import data_hash
+
+        return {
+            "train": data_hash(self.train_data),
+            "validation": data_hash(self.validation_data) if self.validation_data else None,
+        }
+
+    def config_hash(self) -> str:
+        """sha256 of everything that defines the run: fields (paths replaced by file hashes), not output_dir."""
+        body = self.model_dump(mode="json", exclude={"output_dir", "train_data", "validation_data"})
+        body["data"] = self.data_hashes()
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ---- loading -----------------------------------------------------------------------------------
+def _read_source(source, base_dir) -> tuple[dict, str, Path]:
+    """(raw dict, name used in messages, folder relative paths start from)."""
+    if isinstance(source, TrainConfig):
+        return source.model_dump(mode="python"), "config", Path(base_dir or ".")
+    if isinstance(source, dict):
+        return dict(source), "config", Path(base_dir or ".")
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"training config {str(path)!r} does not exist: give a YAML file (see README, Training)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the training config must be a mapping of fields (got {type(raw).__name__})")
+    return raw, str(path), Path(base_dir) if base_dir else path.parent
+
+
+def _resolve_paths(raw: dict, base: Path) -> dict:
+    out = dict(raw)
+    for key in ("train_data", "validation_data", "output_dir"):
+        v = out.get(key)
+        if isinstance(v, (str, Path)) and str(v) and not Path(v).expanduser().is_absolute():
+            out[key] = base / Path(v)
+        elif isinstance(v, (str, Path)) and str(v):
+            out[key] = Path(v).expanduser()
+    spec = out.get("base_model")
+    if isinstance(spec, str) and spec and not Path(spec).is_absolute() and (base / spec).is_dir():
+        out["base_model"] = str(base / spec)
+    return out
+
+
+def _pydantic_problems(where: str, e: ValidationError) -> list[str]:
+    problems = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            known = list(TrainConfig.model_fields) if len(err["loc"]) == 1 else list(LoraSettings.model_fields)
+            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+            msg = f"unknown field{f' (did you mean {close[0]!r}?)' if close else ''}: remove it or fix its spelling"
+        elif err["type"] == "missing":
+            field = TrainConfig.model_fields.get(loc)
+            msg = f"missing: add it ({field.description})" if field else "missing: add it"
+        problems.append(f"{where}: field '{loc}': {msg}")
+    return problems
+
+
+def _data_problems(where: str, field: str, path, family: str | None) -> list[str]:
+    """Every problem of one dataset file: missing, unreadable, malformed records, wrong shape for the method."""
+    from harness.data.formats import read_records
+
+    if path is None:
+        return []
+    path = Path(path)
+    if not path.is_file():
+        return [f"{where}: field '{field}': file {str(path)!r} does not exist: check the path "
+                "(relative paths start from the config file's folder)"]
+    records = read_records(path)
+    problems: list[str] = []
+    wrong: list[int] = []
+    for rec in records:
+        problems += [f"{path}:{rec.line}: {p}" for p in rec.problems]
+        if family and rec.family and rec.family != family:
+            wrong.append(rec.line)
+    if not records:
+        problems.append(f"{path}: no records: add one JSON object per line, {SHAPES[family or 'sft']}")
+    if wrong:
+        other = "dpo" if family == "sft" else "sft"
+        lines = ", ".join(map(str, wrong[:5])) + (", ..." if len(wrong) > 5 else "")
+        problems.append(
+            f"{path}: {len(wrong)} of {len(records)} records are {other} records ({SHAPES[other]}) "
+            f"but this method trains on {SHAPES[family]} (lines {lines})"
+        )
+    if len(problems) > MAX_PROBLEMS_PER_FILE:
+        more = len(problems) - MAX_PROBLEMS_PER_FILE
+        problems = problems[:MAX_PROBLEMS_PER_FILE] + [f"{path}: ... and {more} more problems"]
+    return problems
+
+
+def _base_model_problems(where: str, spec) -> list[str]:
+    """A local base model folder is checked now; aliases and hub ids resolve when the model loads."""
+    from harness.errors import ModelSpecError
+    from harness.models.specs import EMBEDDED, check_local_folder
+
+    if not isinstance(spec, str) or spec in EMBEDDED:
+        return []
+    path = Path(spec).expanduser()
+    if path.exists() or spec.startswith((".", "/", "~")):
+        try:
+            check_local_folder(path, spec)
+        except ModelSpecError as e:
+            return [f"{where}: field 'base_model': {e}"]
+    return []
+
+
+def _cross_problems(where: str, cfg: TrainConfig) -> list[str]:
+    problems = []
+    if cfg.method == "prefix_tuning" and cfg.gradient_checkpointing:
+        problems.append(f"{where}: field 'gradient_checkpointing': prefix tuning fails under gradient checkpointing "
+                        "(transformers 5 + peft 0.21): set it to false")
+    if cfg.eval_steps and not cfg.validation_data:
+        problems.append(f"{where}: field 'eval_steps': set, but there is no validation_data to evaluate: add "
+                        "validation_data or remove eval_steps")
+    if cfg.validation_data and cfg.train_data and Path(cfg.validation_data).resolve() == Path(cfg.train_data).resolve():
+        problems.append(f"{where}: field 'validation_data': the same file as train_data: hold out separate records")
+    return problems
+
+
+def load_train_config(source: str | Path | dict | TrainConfig, base_dir: str | Path | None = None) -> TrainConfig:
+    """Validate a training config and its data; raise one ConfigError listing every problem."""
+    raw, where, base = _read_source(source, base_dir)
+    raw = _resolve_paths(raw, base)
+    problems: list[str] = []
+    cfg: TrainConfig | None = None
+    try:
+        cfg = TrainConfig.model_validate(raw)
+    except ValidationError as e:
+        problems += _pydantic_problems(where, e)
+    method = raw.get("method")
+    family = METHODS[method].family if isinstance(method, str) and method in METHODS else None
+    problems += _base_model_problems(where, raw.get("base_model", DEFAULT_MODEL))
+    for field in ("train_data", "validation_data"):
+        value = raw.get(field)
+        if isinstance(value, (str, Path)):
+            problems += _data_problems(where, field, value, family)
+    if cfg is not None:
+        problems += _cross_problems(where, cfg)
+    if problems:
+        raise ConfigError(problems, title=f"invalid training config {where}")
+    assert cfg is not None
+    if cfg.output_dir is None:
+        cfg.output_dir = base / "runs" / f"{cfg.method}-{cfg.config_hash()[:12]}"
+    return cfg

@@ -1,0 +1,171 @@
+"""Building a trl trainer for a validated config: load the base, the data and the method's PEFT
+config, then one plain function per family (`sft_trainer`, `dpo_trainer`).
+
+trl 1.x defaults to bf16 and gradient checkpointing; both are set explicitly here from the config
+so CPU runs work and results match across machines. DPO trains a LoRA adapter and takes the
+adapter-disabled base as its reference (`ref_model=None`): no second copy of the model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import MissingExtra, ModelSpecError
+from harness.train.config import TrainConfig
+from harness.train.methods import METHODS
+
+# eval_steps when the config sets none: only the start and last step are evaluated
+NEVER = 10**9
+
+
+@dataclass
+class Prepared:
+    """A trainer ready to run, with what the run's manifest needs."""
+
+    trainer: object
+    tokenizer: object
+    base_path: Path
+    base_fingerprint: str
+    n_train: int
+    n_validation: int
+
+
+def quiet_libraries() -> None:
+    """No per-map or per-shard progress bars (the harness draws its own), and no deprecation
+    warnings that trl and peft raise inside transformers, which a user cannot act on."""
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    for message in (r"`(is_)?gradient_checkpointing` is deprecated", r"`past_key_values` is deprecated",
+                    r"Both `past_key_values` and `cache` are set"):
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+
+
+def load_model(cfg: TrainConfig):
+    """(model, tokenizer, resolved, fingerprint): safetensors only, no remote code; 4-bit NF4 for qlora."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.models import load_tokenizer, model_fingerprint, resolve
+
+    resolved = resolve(cfg.base_model)
+    dtype = getattr(torch, cfg.dtype)
+    kwargs = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": False}
+    if METHODS[cfg.method].quantize_4bit:
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise MissingExtra("qlora needs bitsandbytes>=0.47: pip install 'bitsandbytes>=0.47'") from None
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+        )
+        if torch.cuda.is_available():
+            # a 4-bit model cannot be moved after loading: place it on this process's GPU now
+            from accelerate import PartialState
+
+            kwargs["device_map"] = {"": PartialState().local_process_index}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise ModelSpecError(
+            f"model {cfg.base_model!r} at {resolved.path} could not be loaded: {str(e).splitlines()[0]}"
+        ) from None
+    return model, load_tokenizer(resolved.path), resolved, model_fingerprint(resolved.path)
+
+
+def training_args(cfg: TrainConfig, cls, **extra):
+    """The trl config (SFTConfig / DPOConfig) every family shares, from the harness config."""
+    import torch
+
+    has_eval = cfg.validation_data is not None
+    return cls(
+        output_dir=str(cfg.output_dir),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        max_steps=cfg.max_steps or -1,
+        num_train_epochs=cfg.num_epochs,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_length=cfg.max_length,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=cfg.eval_steps or NEVER,
+        eval_on_start=has_eval,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
+def sft_trainer(cfg: TrainConfig, model, tokenizer, train_ds, eval_ds, peft_config, callbacks):
+    from trl import SFTConfig, SFTTrainer
+
+    args = training_args(cfg, SFTConfig, packing=False)
+    return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
+                      peft_config=peft_config, callbacks=list(callbacks))
+
+
+def dpo_trainer(cfg: TrainConfig, model, tokenizer, train_ds, eval_ds, peft_config, callbacks):
+    from trl import DPOConfig, DPOTrainer
+
+    args = training_args(cfg, DPOConfig, beta=cfg.dpo_beta, precompute_ref_log_probs=False)
+    return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                      processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
+
+
+FAMILIES = {"sft": sft_trainer, "dpo": dpo_trainer}
+
+
+def stabilize_adapter_config(folder: str | Path, base_spec: str) -> None:
+    """Make a saved adapter_config.json byte-stable, so the same training gives the same adapter hash:
+    module lists sorted (peft keeps them in Python sets, whose order changes with each process's
+    string-hash seed) and the base named by its spec instead of this machine's cache path. Done on the
+    file after saving: peft reads the base's local config.json at save time, by that path."""
+    path = Path(folder) / "adapter_config.json"
+    if not path.is_file():
+        return
+    cfg = json.loads(path.read_text())
+    for key in ("target_modules", "feedforward_modules", "modules_to_save", "exclude_modules"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = sorted(cfg[key])
+    cfg["base_model_name_or_path"] = base_spec
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
+
+
+def prepare(cfg: TrainConfig, callbacks=()) -> Prepared:
+    """Load the base and the data, build the method's trainer; nothing trained yet."""
+    from transformers import PrinterCallback, set_seed
+
+    from harness.train.callbacks import StableCheckpoints
+    from harness.train.dataset import build_dataset
+
+    quiet_libraries()
+    method = METHODS[cfg.method]
+    set_seed(cfg.seed)  # adapters initialise from the global RNG
+    model, tokenizer, resolved, fingerprint = load_model(cfg)
+    chat = bool(tokenizer.chat_template)
+    train_ds = build_dataset(cfg.train_data, method.family, chat)
+    eval_ds = build_dataset(cfg.validation_data, method.family, chat) if cfg.validation_data else None
+    set_seed(cfg.seed)
+    trainer = FAMILIES[method.family](cfg, model, tokenizer, train_ds, eval_ds, method.build(cfg), callbacks)
+    trainer.remove_callback(PrinterCallback)  # prints raw log dicts; ProgressLog replaces it
+    trainer.add_callback(StableCheckpoints(cfg.base_model))
+    return Prepared(trainer, tokenizer, resolved.path, fingerprint, len(train_ds), len(eval_ds) if eval_ds else 0)
