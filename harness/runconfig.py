@@ -73,6 +73,7 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
         mark = getattr(e, "problem_mark", None)
         raise ConfigError(f"{p}{f':{mark.line + 1}' if mark else ''}: not valid YAML ({getattr(e, 'problem', e)})") from None
     problems = []
+    base = p.resolve().parent
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as e:
@@ -80,8 +81,16 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
             loc = ".".join(str(x) for x in err["loc"])
             hint = " (unknown key: check its spelling)" if err["type"] == "extra_forbidden" else ""
             problems.append(f"{p}: field '{loc}': {err['msg']}{hint}")
+        if isinstance(raw, dict) and isinstance(raw.get("train"), dict):  # report the training problems too
+            train_raw = {**raw["train"], "base_model": raw["train"].get("base_model", raw.get("base_model", "smollm2-135m-instruct"))}
+            for key in ("train_data", "validation_data"):
+                if train_raw.get(key):
+                    train_raw[key] = _resolve(base, train_raw[key])
+            try:
+                load_train_config(train_raw)
+            except ConfigError as te:
+                problems += [f"{p}: train: {x}" for x in te.problems]
         raise ConfigError(problems, title=f"invalid run config {p}") from None
-    base = p.resolve().parent
     cfg.suites = [_resolve(base, s) for s in cfg.suites]
     cfg.policy = _resolve(base, cfg.policy)
     cfg.data_checks.schema_path = _resolve(base, cfg.data_checks.schema_path)

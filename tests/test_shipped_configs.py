@@ -1,0 +1,43 @@
+"""Every shipped config, policy and suite validates (STYLE: validate the whole config up front)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("examples/*/run.yaml")), ids=lambda p: p.parent.name)
+def test_run_configs_load(path):
+    from harness.runconfig import load_run_config
+
+    cfg, train_cfg, _ = load_run_config(path)
+    assert cfg.suites and Path(train_cfg.train_data).is_file()
+    if cfg.policy:
+        from harness.gates import load_policy
+
+        load_policy(cfg.policy)
+
+
+def test_default_policy_and_suites_load():
+    from harness.evals import load_suites
+    from harness.gates import load_policy
+
+    pol = load_policy()
+    names = {s.name for s in load_suites([REPO / "suites"])}
+    assert set(pol.required) <= names
+
+
+def test_broken_run_config_reports_every_problem(tmp_path):
+    from harness.errors import ConfigError
+    from harness.runconfig import load_run_config
+
+    p = tmp_path / "run.yaml"
+    p.write_text("name: x\nsuites: [nowhere]\nchanel: production\ntrain:\n  method: lorra\n  train_data: missing.jsonl\n")
+    with pytest.raises(ConfigError) as e:
+        load_run_config(p)
+    msg = str(e.value)
+    assert "chanel" in msg and "unknown key" in msg
+    assert "train:" in msg and "lorra" in msg
