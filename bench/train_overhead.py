@@ -143,6 +143,8 @@ def main() -> None:
     print(f"{'':<26}{'plain trl':>12}{'harness':>12}")
     print(f"{'wall time (s)':<26}{med['trl']:>12.2f}{med['harness']:>12.2f}")
     print(f"{'  of which trainer.train':<26}{med_train['trl']:>12.2f}{med_train['harness']:>12.2f}")
+    rest = {k: statistics.median(r["wall_s"] - r["train_s"] for r in v) for k, v in runs.items()}
+    print(f"{'  load, save, checks':<26}{rest['trl']:>12.2f}{rest['harness']:>12.2f}")
     print(f"{'final loss':<26}{runs['trl'][-1]['loss']:>12.4f}{runs['harness'][-1]['loss']:>12.4f}")
     print(f"overhead: {overhead:+.1f} % (target <= 5 %): config + data validation, run guard, "
           "smoke test, manifest")

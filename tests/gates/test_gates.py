@@ -182,4 +182,4 @@ def test_markdown_fits_a_comment():
 
 def test_zero_is_a_real_bound():
     pol = policy({"metric": "s/ok", "min": 0.0}, {"metric": "s/ok", "max_drop": 0})
-    assert pol.rules[0].label() == "s/ok min 0.0" and pol.rules[1].label() == "s/ok max_drop 0"
+    assert pol.rules[0].label() == "s/ok min 0.0" and pol.rules[1].label() == "s/ok max_drop 0.0"
