@@ -98,3 +98,24 @@ def make_adapter(model_dir: Path, out: Path, kind: str = "lora", seed: int = 1) 
                 p.normal_(0, 1.0)
     peft_model.save_pretrained(out, safe_serialization=True)
     return out
+
+
+# ---- headless Chromium for the browser tests (report, review) ---------------------------------
+CHROMIUM = "/usr/bin/chromium"
+# The network is closed: without the background-networking flags Chromium keeps dialling out.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"{CHROMIUM} missing: `apt-get install -y chromium` (CI's .ci/run installs it)"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright missing: pip install -e '.[dev]'")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from harness.errors import HarnessError, ModelSpecError
+from harness.errors import HarnessError
 
 Messages = list[dict[str, str]]
 
