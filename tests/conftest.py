@@ -119,3 +119,15 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def edit_outputs(folder: Path, changes: dict[str, str], suite: str = "mini") -> None:
+    """Replace saved model outputs (case id -> text) in a results folder, e.g. to plant a payload."""
+    import json
+
+    path = folder / suite / "outputs.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for r in rows:
+        if r["case_id"] in changes:
+            r["output"] = changes[r["case_id"]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -37,15 +37,6 @@ rules:
 """
 
 
-def _edit_outputs(folder: Path, changes: dict[str, str]) -> None:
-    path = folder / "mini" / "outputs.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for r in rows:
-        if r["case_id"] in changes:
-            r["output"] = changes[r["case_id"]]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
 def _training_data(folder: Path) -> Path:
     rows = []
     for i in range(16):
@@ -84,7 +75,7 @@ def build_recorded_run(root: Path, model_dir: Path) -> dict:
     from harness.gates import compare, decide, load_policy
     from harness.models import HFBackend
     from harness.registry import Registry
-    from tests.conftest import make_adapter
+    from tests.conftest import edit_outputs, make_adapter
 
     home = root / "home"
     backend = HFBackend.from_spec(str(model_dir))
@@ -94,8 +85,8 @@ def build_recorded_run(root: Path, model_dir: Path) -> dict:
     run_eval([MINI], spec, adapter=adapter, out=root / "cand", backend=backend, use_cache=False, arm="candidate")
     backend.set_adapter(None)
     # flips both ways: m-03 and m-04 now pass json_valid + contains; m-01 passed before and fails now
-    _edit_outputs(root / "base", {"m-01": '{"note": "the same as before"}'})
-    _edit_outputs(root / "cand", {"m-03": json.dumps({"answer": f"the {XSS}"}), "m-04": '{"answer": "the fix"}',
+    edit_outputs(root / "base", {"m-01": '{"note": "the same as before"}'})
+    edit_outputs(root / "cand", {"m-03": json.dumps({"answer": f"the {XSS}"}), "m-04": '{"answer": "the fix"}',
                                   "m-01": "the same as before, but not JSON"})
     run_eval([MINI], spec, out=root / "base", do_rescore=True)
     run_eval([MINI], spec, out=root / "cand", do_rescore=True)

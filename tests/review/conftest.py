@@ -5,7 +5,6 @@ One candidate output carries an XSS payload and one case has the same output on 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -17,21 +16,12 @@ XSS = "<script>alert(1)</script> <img src=x onerror=alert(2)>"
 SECRET = b"review-tests-fixed-secret"
 
 
-def _edit_outputs(folder: Path, changes: dict[str, str]) -> None:
-    path = folder / "mini" / "outputs.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for r in rows:
-        if r["case_id"] in changes:
-            r["output"] = changes[r["case_id"]]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
 @pytest.fixture(scope="session")
 def recorded_review(tiny_model_dir, tmp_path_factory):
     from harness.evals import load_results, run_eval
     from harness.models import HFBackend
     from harness.registry import Registry
-    from tests.conftest import make_adapter
+    from tests.conftest import edit_outputs, make_adapter
 
     root = tmp_path_factory.mktemp("review-run")
     backend = HFBackend.from_spec(str(tiny_model_dir))
@@ -40,8 +30,8 @@ def recorded_review(tiny_model_dir, tmp_path_factory):
     adapter = make_adapter(tiny_model_dir, root / "lora", "lora")
     run_eval([MINI], spec, adapter=adapter, out=root / "cand", backend=backend, use_cache=False, arm="candidate", latency_n=0)
     backend.set_adapter(None)
-    _edit_outputs(root / "cand", {"m-02": f"the answer {XSS}", "m-05": "same text on both sides"})
-    _edit_outputs(root / "base", {"m-05": "same text on both sides"})
+    edit_outputs(root / "cand", {"m-02": f"the answer {XSS}", "m-05": "same text on both sides"})
+    edit_outputs(root / "base", {"m-05": "same text on both sides"})
 
     with Registry(root / "registry.db") as reg:
         run_id = reg.create_run({"name": "review-test", "base_model": spec, "suites": [str(MINI)]}, kind="run")
