@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness.console import console
 from harness.errors import HarnessError
-from harness.paths import harness_home
+from harness.paths import runs_root
 
 STAGES = ("data_checks", "baseline", "train", "smoke_test", "store_adapter", "select_checkpoint", "candidate",
           "arms", "gate", "record", "report", "promote")
@@ -49,10 +49,6 @@ class RunState:
         except (OSError, ValueError):
             raise HarnessError(f"run {run_id!r} has no saved state in {folder}: check `harness runs`") from None
         return cls(s["run_id"], folder, s["config_path"], s["done"])
-
-
-def runs_root() -> Path:
-    return harness_home() / "runs"
 
 
 class Pipeline:

@@ -22,7 +22,8 @@ from harness.models.backend import Completion, GenerationConfig
 ShotsFn = Callable[[Case], list[dict]]
 
 
-def _prompt_hash(messages) -> str:
+def prompt_hash(messages) -> str:
+    """The hash saved beside each output (`prompt_sha`): saved outputs answer this prompt."""
     import json
 
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
@@ -144,7 +145,7 @@ def evaluate_suite(
         outputs.append(
             {
                 "case_id": c.id,
-                "prompt_sha": _prompt_hash(messages[c.id]),
+                "prompt_sha": prompt_hash(messages[c.id]),
                 "output": comp.text if comp else None,
                 "prompt_tokens": comp.prompt_tokens if comp else None,
                 "completion_tokens": comp.completion_tokens if comp else 0,
@@ -194,7 +195,7 @@ def rescore(result: SuiteResult, suite: Suite, shots: ShotsFn | None = None) -> 
     for c in suite.cases:
         msgs = suite.messages(c, shots(c) if shots else None)
         o = saved.get(c.id)
-        if o is None or o["prompt_sha"] != _prompt_hash(msgs):
+        if o is None or o["prompt_sha"] != prompt_hash(msgs):
             stale.append(c.id)
             continue
         lls = {m: [LoglikResult(lp, False) for lp in v] for m, v in (o.get("logliks") or {}).items()}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.paths import harness_home
+from harness.paths import runs_root, run_folder
 
 
 @dataclass
@@ -39,15 +39,6 @@ class RunData:
     registry_path: str = ""
     notes: list[str] = field(default_factory=list)  # what could not be read, shown on the page
     sources: list[str] = field(default_factory=list)  # files the page was rendered from
-
-
-def run_folder(run_id: str, registry_path: Path | None = None, run_dir: str | Path | None = None) -> Path | None:
-    """The pipeline's folder of a run: `$HARNESS_HOME/runs/<run>/` (or beside the registry file)."""
-    candidates = [Path(run_dir)] if run_dir else []
-    candidates.append(harness_home() / "runs" / run_id)
-    if registry_path and str(registry_path) != ":memory:":
-        candidates.append(Path(registry_path).parent / "runs" / run_id)
-    return next((c for c in candidates if (c / "state.json").is_file()), None)
 
 
 def _read_json(path: Path, data: RunData, what: str):
@@ -152,7 +143,7 @@ def collect_run(run_id: str, registry, run_dir: str | Path | None = None) -> Run
         state = _read_json(data.folder / "state.json", data, "run state")
         data.done = (state or {}).get("done") or {}
     else:
-        data.notes.append(f"no run folder with state.json for {run_id} under {harness_home() / 'runs'}: "
+        data.notes.append(f"no run folder with state.json for {run_id} under {runs_root()}: "
                           "training and data-check sections are empty")
     if data.gate:
         data.decision = data.gate["decision"]

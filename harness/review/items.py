@@ -9,13 +9,13 @@ since the run was evaluated is refused rather than shown with the wrong question
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.paths import harness_home
+from harness.evals.runner import prompt_hash
+from harness.paths import run_folder
 
 ROLES = ("baseline", "candidate")
 
@@ -58,20 +58,6 @@ class Pairs:
 
     def by_key(self) -> dict[tuple[str, str], Pair]:
         return {p.key: p for p in self.pairs}
-
-
-def prompt_sha(messages: list[dict]) -> str:
-    """The hash the eval runner saves beside each output (`prompt_sha` in outputs.jsonl)."""
-    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def run_folder(run_id: str, registry_path: Path | None = None, run_dir: str | Path | None = None) -> Path | None:
-    """The pipeline's folder of a run: `$HARNESS_HOME/runs/<run>/` (or beside the registry file)."""
-    found = [Path(run_dir)] if run_dir else []
-    found.append(harness_home() / "runs" / run_id)
-    if registry_path and str(registry_path) != ":memory:":
-        found.append(Path(registry_path).parent / "runs" / run_id)
-    return next((c for c in found if (c / "state.json").is_file()), None)
 
 
 def require_run(run_id: str, registry) -> dict:
@@ -186,7 +172,7 @@ def load_items(run_id: str, registry, suite: str | None = None, run_dir: str | P
                                f"pass --suite PATH/TO/{p.suite}")
         case = cases[p.suite].get(p.case_id)
         messages = s.messages(case) if case is not None else None
-        if messages is None or (p.prompt_sha and prompt_sha(messages) != p.prompt_sha):
+        if messages is None or (p.prompt_sha and prompt_hash(messages) != p.prompt_sha):
             stale.append(f"{p.suite}/{p.case_id}")
             continue
         items.append(ReviewItem(p, messages))
