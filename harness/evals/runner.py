@@ -30,10 +30,12 @@ def prompt_hash(messages) -> str:
 
 
 def cached_generate(backend, messages: list, config: GenerationConfig, cache: CompletionCache | None, label: str = "generating"):
-    """Completions for every request, generating only those not in the cache. Returns (list, n_cached)."""
+    """Completions for every request, generating only those not in the cache (each distinct
+    request once). Returns (list, n_from_cache, n_generated)."""
     settings = config.cache_key()
     keys = [CompletionCache.generation_key(backend.fingerprint, backend.adapter_hash, m, settings) for m in messages]
     found = cache.get_completions(keys) if cache else {}
+    n_cached = sum(k in found for k in keys)
     todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
     if todo:
         with progress(label, len(todo)) as advance:
@@ -42,12 +44,13 @@ def cached_generate(backend, messages: list, config: GenerationConfig, cache: Co
         if cache:
             cache.put_completions(new)
         found.update(new)
-    return [found[k] for k in keys], len(keys) - len(todo)
+    return [found[k] for k in keys], n_cached, len(todo)
 
 
 def cached_loglikelihood(backend, pairs: list, cache: CompletionCache | None, label: str = "scoring choices"):
     keys = [CompletionCache.loglik_key(backend.fingerprint, backend.adapter_hash, m, c) for m, c in pairs]
     found = cache.get_logliks(keys) if cache else {}
+    n_cached = sum(k in found for k in keys)
     todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
     if todo:
         with progress(label, len(todo)) as advance:
@@ -56,7 +59,7 @@ def cached_loglikelihood(backend, pairs: list, cache: CompletionCache | None, la
         if cache:
             cache.put_logliks(new)
         found.update(new)
-    return [found[k] for k in keys], len(keys) - len(todo)
+    return [found[k] for k in keys], n_cached, len(todo)
 
 
 def latency_sample(suite: Suite, cases: list[Case], n: int) -> list[Case]:
@@ -124,7 +127,7 @@ def evaluate_suite(
     gen_cfg = GenerationConfig(max_new_tokens=suite.spec.generation.max_new_tokens, batch_size=batch_size)
     messages = {c.id: suite.messages(c, shots(c) if shots else None) for c in suite.cases}
     gen_cases = [c for c in suite.cases if suite.needs_generation(c)]
-    completions, n_cached = cached_generate(backend, [messages[c.id] for c in gen_cases], gen_cfg, cache, f"{suite.name}: generating")
+    completions, n_cached, n_generated = cached_generate(backend, [messages[c.id] for c in gen_cases], gen_cfg, cache, f"{suite.name}: generating")
     by_id: dict[str, Completion] = {c.id: comp for c, comp in zip(gen_cases, completions)}
 
     # log-likelihood checks: every (case, choice) pair in one batched pass
@@ -134,7 +137,7 @@ def evaluate_suite(
         conts = bc.fn.continuations(c)
         spans.append((bc.spec.metric, c.id, len(pairs), len(conts)))
         pairs += [(messages[c.id], cont) for cont in conts]
-    lls, ll_cached = cached_loglikelihood(backend, pairs, cache, f"{suite.name}: scoring choices")
+    lls, ll_cached, ll_computed = cached_loglikelihood(backend, pairs, cache, f"{suite.name}: scoring choices")
     ll_by_case: dict[str, dict] = {}
     for metric, cid, start, n in spans:
         ll_by_case.setdefault(cid, {})[metric] = lls[start : start + n]
@@ -175,9 +178,9 @@ def evaluate_suite(
     result.summary = build_summary(result, suite.spec.slices, latency)
     result.summary["timing"] = {
         "eval_s": round(gen_s, 3),
-        "generated": len(gen_cases) - n_cached,
+        "generated": n_generated,
         "from_cache": n_cached,
-        "logliks_computed": len(pairs) - ll_cached,
+        "logliks_computed": ll_computed,
         "logliks_from_cache": ll_cached,
     }
     return result

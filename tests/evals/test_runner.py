@@ -100,3 +100,18 @@ def test_cli_eval_prints_tables_and_errors_cleanly(tiny_model_dir, tmp_path):
     assert "json_valid" in proc.stdout and "difficulty=hard" in proc.stdout and "latency at batch 1" in proc.stdout
     bad = subprocess.run(cmd[:5] + ["--model", str(tmp_path / "nope")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_shared_choices_are_scored_once_and_counted_honestly(tiny_backend, tmp_path, home):
+    suite_dir = tmp_path / "mini"
+    shutil.copytree(MINI, suite_dir)
+    y = (suite_dir / "suite.yaml").read_text().replace(
+        "slices: [kind, difficulty]",
+        "  - check: loglik_choice\n    id: mc_norm\n    normalize_length: true\n    where: {kind: mc}\nslices: [kind, difficulty]",
+    )
+    (suite_dir / "suite.yaml").write_text(y)
+    results, _ = run_eval([suite_dir], "tiny", out=tmp_path / "r", backend=tiny_backend, latency_n=0)
+    t = results["mini"].summary["timing"]
+    # two checks ask for the same 6 x 4 continuations: 24 computed, none claimed from the cache
+    assert t["logliks_computed"] == 24 and t["logliks_from_cache"] == 0
+    assert results["mini"].metrics["mini/mc_norm"]["n"] == 6
