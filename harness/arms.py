@@ -96,15 +96,16 @@ def shots_fn(arm: str, train_path: str | Path, suites, k: int, seed: int = 0):
     return fn, info
 
 
-def arm_out_dir(fingerprint: str, arm: str, train_path: str | Path, k: int, seed: int) -> Path:
+def arm_out_dir(fingerprint: str, arm: str, train_path: str | Path, k: int, seed: int, max_cases: int | None = None) -> Path:
     from harness.paths import harness_home
 
     data = hashlib.sha256(Path(train_path).read_bytes()).hexdigest()[:10]
-    return harness_home() / "results" / f"{fingerprint[:12]}-{arm}-k{k}-s{seed}-{data}"
+    sample = f"-n{max_cases}" if max_cases else ""
+    return harness_home() / "results" / f"{fingerprint[:12]}-{arm}-k{k}-s{seed}-{data}{sample}"
 
 
 def run_arm(arm: str, suite_paths, model: str, train_path, *, k: int = 4, seed: int = 0, backend=None, out=None,
-            batch_size=None, latency_n=None):
+            batch_size=None, latency_n=None, max_cases: int | None = None):
     """Evaluate one arm on the suites; results land beside the other results, keyed by data and k."""
     from harness.evals import load_suites, run_eval
 
@@ -115,9 +116,9 @@ def run_arm(arm: str, suite_paths, model: str, train_path, *, k: int = 4, seed: 
 
         backend = HFBackend.from_spec(model)
     backend.set_adapter(None) if backend.adapters else None
-    out = Path(out) if out else arm_out_dir(backend.fingerprint, arm, train_path, k, seed)
+    out = Path(out) if out else arm_out_dir(backend.fingerprint, arm, train_path, k, seed, max_cases)
     results, out = run_eval(suite_paths, model, out=out, backend=backend, arm=arm, shots=fn, batch_size=batch_size,
-                            latency_n=latency_n)
+                            latency_n=latency_n, max_cases=max_cases)
     return results, out, info
 
 
@@ -125,11 +126,16 @@ def run_arms(pipeline) -> dict:
     """The pipeline's `arms` stage: every configured arm, with the run's training data."""
     cfg = pipeline.cfg
     out = {"results": {}, "info": {}}
+    suites = cfg.suites
+    if cfg.arm_suites is not None:
+        from harness.evals import load_suites
+
+        suites = [str(s.path) for s in load_suites(cfg.suites) if s.name in cfg.arm_suites]
     for arm in cfg.arms:
         pipeline.say(f"arm {arm}: base model + {cfg.shots} shots from {Path(pipeline.train_cfg.train_data).name}")
-        _, path, info = run_arm(arm, cfg.suites, cfg.base_model, pipeline.train_cfg.train_data, k=cfg.shots,
+        _, path, info = run_arm(arm, suites, cfg.base_model, pipeline.train_cfg.train_data, k=cfg.shots,
                                 seed=pipeline.train_cfg.seed, backend=pipeline.backend(), batch_size=cfg.eval.batch_size,
-                                latency_n=cfg.eval.latency_sample)
+                                latency_n=cfg.eval.latency_sample, max_cases=cfg.eval.max_cases)
         out["results"][arm] = str(path)
         out["info"][arm] = info
     return out

@@ -158,20 +158,26 @@ class Pipeline:
         fp = self.base_fingerprint()
         self.reg.register_base_model(self.cfg.base_model, fp)
         self.reg.update_run(self.run_id, base_fingerprint=fp)
+        from harness.evals.runner import sample_cases
+
+        n = self.cfg.eval.max_cases
         out = default_out_dir(fp, None)
-        suites = load_suites(self.cfg.suites)
+        if n:  # a sampled baseline lives beside the full one, never over it
+            out = out.with_name(f"{out.name}-n{n}")
+        suites = [sample_cases(s, n) for s in load_suites(self.cfg.suites)]
         try:
             cached = load_results(out)
         except HarnessError:
             cached = {}
         ok = all(s.name in cached and cached[s.name].suite_hash == s.hash
-                 and cached[s.name].generation.get("max_new_tokens") == s.spec.generation.max_new_tokens for s in suites)
+                 and cached[s.name].generation.get("max_new_tokens") == s.spec.generation.max_new_tokens
+                 and {o["case_id"] for o in cached[s.name].outputs} == {c.id for c in s.cases} for s in suites)
         if ok:
             self.say(f"baseline: reused cached results for {', '.join(s.name for s in suites)} "
                      f"(fingerprint {fp[:12]}, suite hashes unchanged) from {out}")
             return {"results": str(out), "cached": True}
         run_eval(self.cfg.suites, self.cfg.base_model, out=out, backend=self.backend(), batch_size=self.cfg.eval.batch_size,
-                 latency_n=self.cfg.eval.latency_sample)
+                 latency_n=self.cfg.eval.latency_sample, max_cases=n)
         return {"results": str(out), "cached": False}
 
     def stage_train(self):
@@ -243,7 +249,8 @@ class Pipeline:
         out = self.state.folder / "candidate"
         be = self.backend()
         run_eval(self.cfg.suites, self.cfg.base_model, adapter=adapter, out=out, backend=be,
-                 batch_size=self.cfg.eval.batch_size, latency_n=self.cfg.eval.latency_sample, arm="candidate")
+                 batch_size=self.cfg.eval.batch_size, latency_n=self.cfg.eval.latency_sample, arm="candidate",
+                 max_cases=self.cfg.eval.max_cases)
         be.set_adapter(None)
         return {"results": str(out)}
 

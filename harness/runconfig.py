@@ -19,6 +19,8 @@ class EvalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     batch_size: int | None = Field(None, gt=0, description="generation batch size (default: from the memory budget)")
     latency_sample: int | None = Field(None, ge=0, description="cases timed at batch 1 per suite (default: each suite's)")
+    max_cases: int | None = Field(None, gt=0, description="evaluate a fixed sample of at most N cases per suite, the same "
+                                  "cases for base, candidate and arms (default: every case)")
 
 
 class DataCheckSettings(BaseModel):
@@ -49,6 +51,7 @@ class RunConfig(BaseModel):
     data_checks: DataCheckSettings = DataCheckSettings()
     checkpoint_selection: CheckpointSelection = CheckpointSelection()
     arms: list[Literal["prompted", "retrieval"]] = Field(default_factory=list, description="extra arms beside the candidate")
+    arm_suites: list[str] | None = Field(None, description="names of the suites the arms are evaluated on (default: all)")
     shots: int = Field(4, ge=0, le=16, description="examples placed in the prompt of the prompted/retrieval arms")
     report: bool = Field(True, description="write the HTML report at the end")
 
@@ -97,6 +100,15 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     for s in cfg.suites:
         if not (Path(s) / "suite.yaml").is_file():
             problems.append(f"{p}: field 'suites': {s} is not a suite folder (no suite.yaml)")
+    if cfg.arm_suites is not None:
+        import yaml as _yaml
+
+        names = {(_yaml.safe_load((Path(s) / "suite.yaml").read_text()) or {}).get("name") for s in cfg.suites
+                 if (Path(s) / "suite.yaml").is_file()}
+        for n in cfg.arm_suites:
+            if n not in names:
+                problems.append(f"{p}: field 'arm_suites': {n!r} is not the name of one of the run's suites "
+                                f"({', '.join(sorted(str(x) for x in names))})")
     if cfg.policy and not Path(cfg.policy).is_file():
         problems.append(f"{p}: field 'policy': {cfg.policy} does not exist")
     train_raw = dict(cfg.train)

@@ -19,6 +19,8 @@ def cmd_eval(p: argparse.ArgumentParser):
     p.add_argument("--latency-sample", type=int, help="cases timed at batch 1 per suite (default: the suite's latency_sample)")
     p.add_argument("--no-cache", action="store_true", help="generate everything afresh (the cache is still not written)")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON instead of tables")
+    p.add_argument("--max-cases", type=int, metavar="N",
+                   help="evaluate a fixed sample of at most N cases per suite (the same cases for every model)")
     p.add_argument("--arm", choices=["prompted", "retrieval"], help="evaluate the base model with few-shot examples instead")
     p.add_argument("--train-data", help="training JSONL the arm draws its examples from (needed with --arm)")
     p.add_argument("--shots", type=int, default=4, help="examples placed in the prompt for --arm (default 4)")
@@ -34,7 +36,7 @@ def cmd_eval(p: argparse.ArgumentParser):
             if not a.train_data:
                 raise HarnessError("--arm needs --train-data FILE: the examples to place in the prompt")
             results, out, info = run_arm(a.arm, a.suites, a.model, a.train_data, k=a.shots, seed=a.seed, out=a.out,
-                                         batch_size=a.batch_size, latency_n=a.latency_sample)
+                                         batch_size=a.batch_size, latency_n=a.latency_sample, max_cases=a.max_cases)
             print(f"arm {a.arm}: {info}", file=sys.stderr)
             if a.json:
                 return out_json({name: r.summary for name, r in results.items()})
@@ -43,7 +45,7 @@ def cmd_eval(p: argparse.ArgumentParser):
             return 0
         results, out = run_eval(
             a.suites, a.model, a.adapter, a.out, do_rescore=a.rescore, batch_size=a.batch_size,
-            latency_n=a.latency_sample, use_cache=not a.no_cache,
+            latency_n=a.latency_sample, use_cache=not a.no_cache, max_cases=a.max_cases,
         )
         if a.json:
             out_json({name: r.summary for name, r in results.items()})

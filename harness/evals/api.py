@@ -45,9 +45,14 @@ def run_eval(
     backend=None,
     arm: str = "base",
     shots=None,
+    max_cases: int | None = None,
 ) -> tuple[dict[str, SuiteResult], Path]:
-    """Evaluate a model (+ adapter) on suites; write results; return them and their folder."""
-    suites = load_suites(suite_paths)
+    """Evaluate a model (+ adapter) on suites; write results; return them and their folder.
+    `max_cases` evaluates a fixed sample of at most that many cases per suite (see
+    `sample_cases`)."""
+    from harness.evals.runner import sample_cases
+
+    suites = [sample_cases(s, max_cases) for s in load_suites(suite_paths)]
     if do_rescore:
         if out is None:
             raise_missing_out()

@@ -62,10 +62,27 @@ def cached_loglikelihood(backend, pairs: list, cache: CompletionCache | None, la
     return [found[k] for k in keys], n_cached, len(todo)
 
 
+def _ranked(suite: Suite, cases: list[Case]) -> list[Case]:
+    """Cases in a fixed pseudo-random order that depends only on the suite name and case ids."""
+    return sorted(cases, key=lambda c: hashlib.sha256(f"{suite.name}:{c.id}".encode()).hexdigest())
+
+
 def latency_sample(suite: Suite, cases: list[Case], n: int) -> list[Case]:
     """A fixed sample: the same cases for every model, so latency comparisons are paired."""
-    ranked = sorted(cases, key=lambda c: hashlib.sha256(f"{suite.name}:{c.id}".encode()).hexdigest())
-    return ranked[:n]
+    return _ranked(suite, cases)[:n]
+
+
+def sample_cases(suite: Suite, n: int | None) -> Suite:
+    """Keep a fixed sample of at most `n` cases (in suite order), the same for every model and
+    arm, so sampled evaluations stay paired. The suite's hash is unchanged; results record the
+    sample in their summary."""
+    total = len(suite.cases)
+    if n is None or n >= total:
+        return suite
+    keep = {c.id for c in _ranked(suite, suite.cases)[:n]}
+    suite.cases = [c for c in suite.cases if c.id in keep]
+    suite.sampled_from = total
+    return suite
 
 
 def measure_latency(backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, shots: ShotsFn | None) -> dict:
@@ -176,6 +193,8 @@ def evaluate_suite(
         rows=rows,
     )
     result.summary = build_summary(result, suite.spec.slices, latency)
+    if getattr(suite, "sampled_from", None):
+        result.summary["sampled"] = {"cases": len(suite.cases), "of": suite.sampled_from}
     result.summary["timing"] = {
         "eval_s": round(gen_s, 3),
         "generated": n_generated,
@@ -210,6 +229,9 @@ def rescore(result: SuiteResult, suite: Suite, shots: ShotsFn | None = None) -> 
         )
     result.rows = rows
     result.suite_hash = suite.hash
+    sampled = result.summary.get("sampled")
     result.summary = build_summary(result, suite.spec.slices, result.summary.get("latency"))
+    if sampled:
+        result.summary["sampled"] = sampled
     result.summary["timing"] = {"rescored": True}
     return result

@@ -88,6 +88,7 @@ class Suite:
     checks: list[BoundCheck]
     hash: str
     _templates: dict = field(default_factory=dict, repr=False)
+    sampled_from: int | None = None  # the suite's full case count when only a sample is evaluated
 
     @property
     def name(self) -> str:

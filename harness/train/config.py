@@ -39,6 +39,11 @@ class LoraSettings(BaseModel):
         description="'all-linear' (every linear layer except the output head), a list of module names "
         "such as [q_proj, v_proj], or one regular expression",
     )
+    layers: list[int] | None = Field(
+        None,
+        description="transformer layers (0-based) that get adapters, e.g. the top half; the backward pass stops at "
+        "the lowest one, so steps are cheaper (lora, qlora, dpo; default: every layer)",
+    )
 
 
 class TrainConfig(BaseModel):
@@ -219,6 +224,15 @@ def _cross_problems(where: str, cfg: TrainConfig) -> list[str]:
     if cfg.method == "prefix_tuning" and cfg.gradient_checkpointing:
         problems.append(f"{where}: field 'gradient_checkpointing': prefix tuning fails under gradient checkpointing "
                         "(transformers 5 + peft 0.21): set it to false")
+    if cfg.lora.layers is not None:
+        if cfg.method not in ("lora", "qlora", "dpo"):
+            problems.append(f"{where}: field 'lora.layers': only lora, qlora and dpo adapters can be limited to layers; "
+                            f"remove it for {cfg.method}")
+        elif not cfg.lora.layers or any(i < 0 for i in cfg.lora.layers):
+            problems.append(f"{where}: field 'lora.layers': give a non-empty list of 0-based layer indices, e.g. [15, 16, 17]")
+        elif isinstance(cfg.lora.target_modules, str) and cfg.lora.target_modules != "all-linear":
+            problems.append(f"{where}: field 'lora.layers': needs target_modules 'all-linear' or a list of module names, "
+                            "not a regular expression")
     if cfg.eval_steps and not cfg.validation_data:
         problems.append(f"{where}: field 'eval_steps': set, but there is no validation_data to evaluate: add "
                         "validation_data or remove eval_steps")

@@ -165,7 +165,10 @@ def prepare(cfg: TrainConfig, callbacks=()) -> Prepared:
     train_ds = build_dataset(cfg.train_data, method.family, chat)
     eval_ds = build_dataset(cfg.validation_data, method.family, chat) if cfg.validation_data else None
     set_seed(cfg.seed)
-    trainer = FAMILIES[method.family](cfg, model, tokenizer, train_ds, eval_ds, method.build(cfg), callbacks)
+    from harness.train.methods import with_layers
+
+    peft_config = with_layers(method.build(cfg), cfg, model)
+    trainer = FAMILIES[method.family](cfg, model, tokenizer, train_ds, eval_ds, peft_config, callbacks)
     trainer.remove_callback(PrinterCallback)  # prints raw log dicts; ProgressLog replaces it
     trainer.add_callback(StableCheckpoints(cfg.base_model))
     return Prepared(trainer, tokenizer, resolved.path, fingerprint, len(train_ds), len(eval_ds) if eval_ds else 0)

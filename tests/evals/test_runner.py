@@ -115,3 +115,20 @@ def test_shared_choices_are_scored_once_and_counted_honestly(tiny_backend, tmp_p
     # two checks ask for the same 6 x 4 continuations: 24 computed, none claimed from the cache
     assert t["logliks_computed"] == 24 and t["logliks_from_cache"] == 0
     assert results["mini"].metrics["mini/mc_norm"]["n"] == 6
+
+
+def test_max_cases_evaluates_a_fixed_paired_sample(tiny_backend, tmp_path, home):
+    full = load_suite(MINI)
+    a, _ = run_eval([MINI], "tiny", out=tmp_path / "a", backend=tiny_backend, latency_n=0, max_cases=7)
+    b, _ = run_eval([MINI], "tiny", out=tmp_path / "b", backend=tiny_backend, latency_n=0, max_cases=7)
+    ids = [o["case_id"] for o in a["mini"].outputs]
+    assert len(ids) == 7 and ids == [o["case_id"] for o in b["mini"].outputs]  # the same cases every time
+    assert ids == [c.id for c in full.cases if c.id in set(ids)]  # kept in suite order
+    assert a["mini"].summary["sampled"] == {"cases": 7, "of": len(full.cases)}
+    assert a["mini"].metrics["mini/pass_rate"]["n"] == 7
+    assert a["mini"].suite_hash == full.hash
+    # a bigger sample contains the smaller one (one fixed ranking), and N >= the suite is all of it
+    c, _ = run_eval([MINI], "tiny", out=tmp_path / "c", backend=tiny_backend, latency_n=0, max_cases=12)
+    assert set(ids) < {o["case_id"] for o in c["mini"].outputs}
+    d, _ = run_eval([MINI], "tiny", out=tmp_path / "d", backend=tiny_backend, latency_n=0, max_cases=100)
+    assert len(d["mini"].outputs) == len(full.cases) and "sampled" not in d["mini"].summary

@@ -130,3 +130,38 @@ def test_interrupted_run_resumes(tiny_model_dir, tmp_path, home):
     assert summary["run_id"] == run_id and summary["gate_passed"] is not None
     assert Registry(home / "registry.db").get_run(run_id)["status"] == "finished"
     assert "resuming" in p.stderr
+
+
+def test_sampled_run_with_an_arm_on_one_suite(tiny_model_dir, tmp_path, home):
+    """eval.max_cases: base, candidate and the arm see the same fixed sample; the sampled baseline
+    sits beside the full one and is reused; arm_suites limits the arm to the named suites."""
+    import yaml
+
+    from harness.evals import load_results
+    from harness.pipeline import run
+    from harness.registry import Registry
+
+    cfg_path = write_run(tmp_path, tiny_model_dir, max_steps=2, save_steps=2)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(MINI, other)
+    (other / "suite.yaml").write_text((other / "suite.yaml").read_text().replace("name: mini", "name: other", 1))
+    cfg["suites"].append(str(other))
+    cfg["eval"]["max_cases"] = 8
+    cfg.update(arms=["prompted"], arm_suites=["mini"], shots=2)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    reg = Registry(home / "registry.db")
+    s = run(cfg_path, reg)
+    assert Path(s["baseline_results"]).name.endswith("-n8")
+    base, cand = load_results(s["baseline_results"]), load_results(s["candidate_results"])
+    for name in base:
+        ids = [o["case_id"] for o in base[name].outputs]
+        assert len(ids) == min(8, base[name].summary.get("sampled", {}).get("of", len(ids)))
+        assert ids == [o["case_id"] for o in cand[name].outputs]
+    state = json.loads((Path(s["run_folder"]) / "state.json").read_text())
+    arm = load_results(state["done"]["arms"]["results"]["prompted"])
+    assert list(arm) == ["mini"] and [o["case_id"] for o in arm["mini"].outputs] == [o["case_id"] for o in base["mini"].outputs]
+    assert {(e["role"], e["suite"]) for e in reg.evals(s["run_id"])} >= {("prompted", "mini"), ("baseline", "other")}
+    assert run(cfg_path, reg)["baseline_cached"] is True

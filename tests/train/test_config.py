@@ -158,3 +158,16 @@ def test_cli_bad_config_is_one_error_exit_2(tmp_path, body, needle):
 def test_cli_missing_config_file(tmp_path):
     proc = run_cli("train", str(tmp_path / "nope.yaml"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_lora_layers_are_checked(tmp_path):
+    base = {"method": "lora", "train_data": str(FIXTURES / "tiny_chat.jsonl")}
+    for over, needle in [
+        ({"method": "ia3", "lora": {"layers": [1]}}, "only lora, qlora and dpo"),
+        ({"lora": {"layers": []}}, "non-empty list"),
+        ({"lora": {"layers": [1], "target_modules": ".*proj"}}, "not a regular expression"),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            load_train_config({**base, **over})
+        assert "lora.layers" in str(e.value) and needle in str(e.value)
+    assert load_train_config({**base, "lora": {"layers": [0, 1]}}).lora.layers == [0, 1]

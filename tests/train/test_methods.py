@@ -135,3 +135,17 @@ def test_prefix_tuning_effect_is_seen_by_the_evals(tiny_cfg, tiny_model_dir):
     assert tuned != base
     assert backend.loglikelihood([(reqs[0], "Blue.")])[0].logprob != pytest.approx(
         HFBackend.from_spec(str(tiny_model_dir)).loglikelihood([(reqs[0], "Blue.")])[0].logprob, abs=1e-6)
+
+
+def test_lora_layers_limit_the_adapter_to_those_layers(tiny_cfg):
+    """`lora.layers` with 'all-linear': every linear module of the named layers, nothing elsewhere."""
+    from safetensors.torch import load_file
+
+    result = train(tiny_cfg("lora", lora={"r": 4, "alpha": 8, "target_modules": "all-linear", "layers": [1]}),
+                   show_progress=False)
+    keys = load_file(str(result.output_dir / "adapter_model.safetensors")).keys()
+    layers = {k.split(".layers.")[1].split(".")[0] for k in keys}
+    modules = {k.split(".lora_")[0].rsplit(".", 1)[-1] for k in keys}
+    assert layers == {"1"}
+    assert modules == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert result.smoke["n_modules"] == 7
