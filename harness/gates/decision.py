@@ -121,13 +121,16 @@ def _result(rule: Rule, test: str, m: MetricComparison, verdict: str, reason: st
 
 def _apply(rule: Rule, m: MetricComparison, policy: Policy) -> list[RuleResult]:
     out = []
+    # a wildcard (`general/*`) means the suite's quality rates: a drop of 0.02 in a token count or
+    # a latency is not a regression, so max_drop/must_improve reach those only when named exactly
+    quality = m.kind == "rate" or "*" not in rule.metric
     if rule.min is not None:
         out.append(_result(rule, "min", m, *_bound(m, rule.min, upper=False), policy, rule.min))
     if rule.max is not None:
         out.append(_result(rule, "max", m, *_bound(m, rule.max, upper=True), policy, rule.max))
-    if rule.max_drop is not None and m.kind != "latency":
+    if rule.max_drop is not None and m.kind != "latency" and quality:
         out.append(_result(rule, "max_drop", m, *_noninferior(m, rule.max_drop), policy, rule.max_drop))
-    if rule.must_improve and m.kind != "latency":
+    if rule.must_improve and m.kind != "latency" and quality:
         out.append(_result(rule, "must_improve", m, *_superior(m), policy, 0.0))
     if rule.max_ratio is not None and m.kind in ("latency", "mean"):
         out.append(_result(rule, "max_ratio", m, *_ratio(m, rule.max_ratio), policy, rule.max_ratio))

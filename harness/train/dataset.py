@@ -69,3 +69,20 @@ def prompts_of(path: str | Path, family: str, n: int) -> list[list[dict]]:
     for ex in load_examples(path, family, chat=True)[:n]:
         out.append(ex["prompt"])
     return out
+
+
+def longer_than(dataset, tokenizer, max_length: int) -> list[int]:
+    """Token lengths of the examples longer than `max_length`: trl cuts them at the end, so
+    their answers (and end-of-turn token) are lost and the model learns unfinished answers."""
+    out = []
+    for ex in dataset:
+        if "completion" not in ex:
+            continue  # DPO pairs: trl truncates the prompt side
+        if isinstance(ex["prompt"], list):
+            text = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)
+        else:
+            text = ex["prompt"] + ex["completion"]
+        n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if n > max_length:
+            out.append(n)
+    return out

@@ -152,6 +152,12 @@ def train(
     progress = ProgressLog() if show_progress else None
     prepared = prepare(cfg, callbacks=[*callbacks, *([progress] if progress else [])])
     trainer = prepared.trainer
+    if prepared.cut:
+        from harness.console import console
+
+        console().print(f"[yellow]warning[/yellow]: {len(prepared.cut)} of {prepared.n_train} training records are longer "
+                        f"than max_length {cfg.max_length} tokens (up to {max(prepared.cut)}): they are cut at the end, so "
+                        f"their answers are incomplete; raise max_length to {max(prepared.cut)} or shorten them")
 
     # train
     t_train = time.perf_counter()
@@ -182,6 +188,7 @@ def train(
         "config_hash": cfg.config_hash(),
         "data_hashes": cfg.data_hashes(),
         "data_records": {"train": prepared.n_train, "validation": prepared.n_validation},
+        "records_cut": len(prepared.cut),
         "library_versions": library_versions(),
         "seed": cfg.seed,
         "steps": trainer.state.global_step,

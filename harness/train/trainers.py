@@ -9,7 +9,7 @@ adapter-disabled base as its reference (`ref_model=None`): no second copy of the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import MissingExtra, ModelSpecError
@@ -30,6 +30,7 @@ class Prepared:
     base_fingerprint: str
     n_train: int
     n_validation: int
+    cut: list[int] = field(default_factory=list)  # lengths of training records longer than max_length
 
 
 def quiet_libraries() -> None:
@@ -97,6 +98,7 @@ def training_args(cfg: TrainConfig, cls, **extra):
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         max_length=cfg.max_length,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         save_strategy="steps",
@@ -171,4 +173,7 @@ def prepare(cfg: TrainConfig, callbacks=()) -> Prepared:
     trainer = FAMILIES[method.family](cfg, model, tokenizer, train_ds, eval_ds, peft_config, callbacks)
     trainer.remove_callback(PrinterCallback)  # prints raw log dicts; ProgressLog replaces it
     trainer.add_callback(StableCheckpoints(cfg.base_model))
-    return Prepared(trainer, tokenizer, resolved.path, fingerprint, len(train_ds), len(eval_ds) if eval_ds else 0)
+    from harness.train.dataset import longer_than
+
+    cut = longer_than(train_ds, tokenizer, cfg.max_length)
+    return Prepared(trainer, tokenizer, resolved.path, fingerprint, len(train_ds), len(eval_ds) if eval_ds else 0, cut)

@@ -183,3 +183,16 @@ def test_markdown_fits_a_comment():
 def test_zero_is_a_real_bound():
     pol = policy({"metric": "s/ok", "min": 0.0}, {"metric": "s/ok", "max_drop": 0})
     assert pol.rules[0].label() == "s/ok min 0.0" and pol.rules[1].label() == "s/ok max_drop 0.0"
+
+
+def test_wildcard_drop_rules_reach_rates_not_token_counts():
+    """`s/*` with max_drop covers the quality rates; a token count falling by 20 is not a drop in
+    quality, so it is judged only by a rule that names it."""
+    n = 200
+    b = make_result("s", {"ok": [1] * n}, tokens=[30] * n)
+    c = make_result("s", {"ok": [1] * n}, tokens=[10] * n)
+    cmp = compare({"s": b}, {"s": c})
+    d = decide(cmp, policy({"metric": "s/*", "max_drop": 0.02}))
+    assert {r.metric for r in d.rules} == {"s/ok", "s/pass_rate"} and d.passed
+    d = decide(cmp, policy({"metric": "s/completion_tokens", "max_drop": 0.02}))
+    assert [r.metric for r in d.rules] == ["s/completion_tokens"] and not d.passed

@@ -149,3 +149,21 @@ def test_lora_layers_limit_the_adapter_to_those_layers(tiny_cfg):
     assert layers == {"1"}
     assert modules == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert result.smoke["n_modules"] == 7
+
+
+def test_records_longer_than_max_length_are_reported(tiny_cfg, capsys):
+    """trl cuts long records at the end, which drops their answers: the run says so and counts them."""
+    result = train(tiny_cfg("lora", max_length=12, max_steps=1, save_steps=1), show_progress=False)
+    assert result.manifest["records_cut"] == result.manifest["data_records"]["train"]
+    err = capsys.readouterr()
+    assert "longer than max_length 12" in err.out + err.err and "raise max_length" in err.out + err.err
+    fine = train(tiny_cfg("lora", name="fine", max_length=512, max_steps=1, save_steps=1), show_progress=False)
+    assert fine.manifest["records_cut"] == 0
+
+
+def test_group_by_length_reaches_the_trainer(tiny_cfg):
+    from harness.train import load_train_config
+    from harness.train.trainers import prepare
+
+    prepared = prepare(load_train_config(tiny_cfg("lora", group_by_length=True)))
+    assert prepared.trainer.args.train_sampling_strategy == "group_by_length"
