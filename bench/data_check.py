@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SYSTEM = "You are a support ticket triage assistant for Nimbus. Reply with only a JSON object with keys category, priority, product, summary."
+SYSTEM = "You are a support ticket triage assistant for Nimbus. Reply with only a JSON object with keys category (billing, bug, account, how_to or feature_request), priority (low, medium, high or urgent), product (mobile_app, web_dashboard, api, desktop_sync or billing_portal) and summary (one short English sentence)."
 OPENERS = ["Hi team,", "Hello,", "Subject: help needed", "Urgent:", "Quick question:", "Good morning,", ""]
 PROBLEMS = ["the {p} crashes when I {a}", "I was charged twice for {x}", "how do I {a} in the {p}?", "please add a way to {a}",
             "I can't log in to the {p} since {t}", "the {p} shows the wrong {x} after I {a}", "our team lost access to {x}"]

@@ -12,7 +12,8 @@ def console():
 
     global _CONSOLE
     if _CONSOLE is None:
-        _CONSOLE = Console(stderr=True, highlight=False)
+        # wide when logged (CI, pipes), so gate tables are not folded into 80 columns
+        _CONSOLE = Console(stderr=True, highlight=False) if sys.stderr.isatty() else Console(stderr=True, highlight=False, width=180)
     return _CONSOLE
 
 

@@ -41,3 +41,16 @@ def test_broken_run_config_reports_every_problem(tmp_path):
     msg = str(e.value)
     assert "chanel" in msg and "unknown key" in msg
     assert "train:" in msg and "lorra" in msg
+
+
+def test_arm_suites_must_name_run_suites(tmp_path):
+    from harness.errors import ConfigError
+    from harness.runconfig import load_run_config
+
+    (tmp_path / "t.jsonl").write_text('{"prompt": "hi", "completion": "hello"}\n')
+    p = tmp_path / "run.yaml"
+    p.write_text(f"suites: [{REPO / 'suites/safety'}]\narms: [prompted]\narm_suites: [safty]\n"
+                 "train:\n  method: lora\n  train_data: t.jsonl\n")
+    with pytest.raises(ConfigError) as e:
+        load_run_config(p)
+    assert "arm_suites" in str(e.value) and "'safty'" in str(e.value) and "safety" in str(e.value)

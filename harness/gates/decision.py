@@ -94,8 +94,14 @@ def _superior(m: MetricComparison) -> tuple[str, str]:
     return INSUFFICIENT, f"delta {m.delta:+.3f} but interval {lo:+.3f}..{hi:+.3f} includes 0 (n={m.n})"
 
 
+MIN_TIMED = 3  # fewer timed cases than this give no interval worth the name
+
+
 def _ratio(m: MetricComparison, limit: float) -> tuple[str, str]:
     r = m.ratio if m.ratio is not None else (m.candidate / m.baseline if m.baseline else float("inf"))
+    if m.kind == "latency" and m.n < MIN_TIMED:
+        return INSUFFICIENT, (f"ratio {r:.2f} from {m.n} timed case(s): too few to compare latency "
+                              f"(at least {MIN_TIMED}; raise latency_sample)")
     lo, hi = m.ratio_ci or (r, r)
     if hi <= limit:
         return PASS, f"ratio {r:.2f} (interval {lo:.2f}..{hi:.2f}) <= {limit}"

@@ -196,3 +196,10 @@ def test_wildcard_drop_rules_reach_rates_not_token_counts():
     assert {r.metric for r in d.rules} == {"s/ok", "s/pass_rate"} and d.passed
     d = decide(cmp, policy({"metric": "s/completion_tokens", "max_drop": 0.02}))
     assert [r.metric for r in d.rules] == ["s/completion_tokens"] and not d.passed
+
+
+def test_latency_from_too_few_timed_cases_is_insufficient():
+    b = make_result("s", {"ok": [1] * 10}, latency=[1.0])
+    c = make_result("s", {"ok": [1] * 10}, latency=[3.0])
+    d = decide(compare({"s": b}, {"s": c}), policy({"metric": "s/latency_p50", "max_ratio": 1.5}))
+    assert d.rules[0].verdict == INSUFFICIENT and "too few" in d.rules[0].reason and not d.passed
