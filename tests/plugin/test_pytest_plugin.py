@@ -259,13 +259,13 @@ def test_adapter_is_attached_and_a_bad_model_is_a_usage_error(run, pytester, tmp
 def test_gate_on_selected_cases_times_the_suites_latency_sample(run, pytester, tiny_model_dir, tmp_path):
     from harness.evals import run_eval
 
-    _, base = run_eval([write_suite(tmp_path / "full" / "tiny", latency=2)], str(tiny_model_dir), out=tmp_path / "base")
+    _, base = run_eval([write_suite(tmp_path / "full" / "tiny", latency=3)], str(tiny_model_dir), out=tmp_path / "base")
     (pytester.path / "latency.yaml").write_text(
         "rules:\n  - metric: '*/latency_p50'\n    max_ratio: 1000\n  - metric: tiny/magic_word\n    max: 1\n")
-    res = run("--harness-baseline", str(base), "--harness-policy", "latency.yaml", "-k", "t-02", "-rA", latency=2)
+    res = run("--harness-baseline", str(base), "--harness-policy", "latency.yaml", "-k", "t-02", "-rA", latency=3)
     res.assert_outcomes(failed=1, passed=2)  # the case; both rules (latency timed on the baseline's sample)
     res.stdout.fnmatch_lines(["PASSED gate::*/latency_p50::max_ratio[[]tiny/latency_p50]"])
-    res = run("--harness-baseline", str(base), "--harness-policy", "latency.yaml", "-k", "t-03", latency=2)
+    res = run("--harness-baseline", str(base), "--harness-policy", "latency.yaml", "-k", "t-03", latency=3)
     assert res.ret == pytest.ExitCode.USAGE_ERROR  # t-03 has no magic_word check: the rule fits nothing selected
     res.stderr.fnmatch_lines(["*metric 'tiny/magic_word' matches nothing*", "*select whole suites (no -k/-m) to gate on them"])
 
