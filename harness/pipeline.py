@@ -122,6 +122,11 @@ class Pipeline:
                 raise RunFailed(f"run {self.run_id} failed at stage {stage!r}: {e}") from None
             raise
         self.reg.update_run(self.run_id, status="finished", stage="done")
+        if self.state.done.get("report", {}).get("report"):
+            # written again now that the run is finished: the page shows its final status and promotion
+            from harness.report import write_run_report
+
+            write_run_report(self.run_id, registry=self.reg)
         return self.summary()
 
     # ---- stages --------------------------------------------------------------------------

@@ -42,3 +42,6 @@ def test_report_of_a_real_pipeline_run(tiny_model_dir, tmp_path, monkeypatch):
     assert written.is_file() and reg.get_run(run_id)["report_path"] == summary["report"]
     assert "Gate passed" in page and summary["adapter_hash"] in page and "serving on" in page
     assert page.count('<line class="ci"') >= 4
+    # the page the pipeline left behind was rewritten once the run finished: final status and promotion
+    own = (tmp_path / written if not written.is_absolute() else written).read_text()
+    assert "serving on" in own and "running" not in own[: own.index('id="gate"')]
