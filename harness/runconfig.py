@@ -101,9 +101,7 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
         if not (Path(s) / "suite.yaml").is_file():
             problems.append(f"{p}: field 'suites': {s} is not a suite folder (no suite.yaml)")
     if cfg.arm_suites is not None:
-        import yaml as _yaml
-
-        names = {(_yaml.safe_load((Path(s) / "suite.yaml").read_text()) or {}).get("name") for s in cfg.suites
+        names = {(yaml.safe_load((Path(s) / "suite.yaml").read_text()) or {}).get("name") for s in cfg.suites
                  if (Path(s) / "suite.yaml").is_file()}
         for n in cfg.arm_suites:
             if n not in names:

@@ -102,7 +102,8 @@ def build_summary(result: SuiteResult, slice_fields: list[str], latency: dict | 
     }
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Rows as JSON lines, written atomically (a temporary file, then a rename)."""
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for r in rows:
@@ -114,8 +115,8 @@ def write_result(result: SuiteResult, out_dir: str | Path) -> Path:
     """Write one suite's files under out_dir/<suite>/ (each file replaced atomically)."""
     folder = Path(out_dir) / result.suite
     folder.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(folder / "outputs.jsonl", result.outputs)
-    _write_jsonl(folder / "results.jsonl", result.rows)
+    write_jsonl(folder / "outputs.jsonl", result.outputs)
+    write_jsonl(folder / "results.jsonl", result.rows)
     summary = dict(result.summary)
     summary["results_sha256"] = hashlib.sha256((folder / "results.jsonl").read_bytes()).hexdigest()
     tmp = folder / "summary.tmp"

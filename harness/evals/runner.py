@@ -193,7 +193,7 @@ def evaluate_suite(
         rows=rows,
     )
     result.summary = build_summary(result, suite.spec.slices, latency)
-    if getattr(suite, "sampled_from", None):
+    if suite.sampled_from:
         result.summary["sampled"] = {"cases": len(suite.cases), "of": suite.sampled_from}
     result.summary["timing"] = {
         "eval_s": round(gen_s, 3),

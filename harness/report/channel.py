@@ -5,18 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.evals.results import metric_kind
 from harness.report import charts
 
 MAX_CHARTS = 12
-
-
-def _kind(metric: str) -> str:
-    leaf = metric.split("/", 1)[-1]
-    if leaf.startswith("latency"):
-        return "latency"
-    if leaf == "completion_tokens":
-        return "mean"
-    return "rate"
 
 
 def _headline_names(per_entry: list[dict]) -> list[str]:
@@ -27,7 +19,7 @@ def _headline_names(per_entry: list[dict]) -> list[str]:
             leaf = k.split("/", 1)[-1]
             if "." not in leaf and leaf not in ("latency_p95", "latency_p99"):
                 seen[k] = None
-    return sorted(seen, key=lambda k: (_kind(k) != "rate", k.split("/", 1)[-1] != "pass_rate", k))
+    return sorted(seen, key=lambda k: (metric_kind(k) != "rate", k.split("/", 1)[-1] != "pass_rate", k))
 
 
 def channel_data(channel: str, registry, out_dir: Path) -> dict:
@@ -72,7 +64,7 @@ def channel_data(channel: str, registry, out_dir: Path) -> dict:
         if not pts:
             continue
         marks = [{"x": e["seq"], "label": f"rollback #{e['seq']}", "tone": "rollback"} for e in entries if e["action"] == "rollback"]
-        rate = _kind(name) == "rate"
+        rate = metric_kind(name) == "rate"
         graphs.append({"metric": name, "chart": charts.lines(
             [{"name": name, "tone": "a", "points": pts, "dots": True}], marks=marks, x_label="move #",
             y_range=(0.0, 1.0) if rate else None, width=370, height=190)})

@@ -12,8 +12,6 @@ outputs are the same text, or where one is empty, are skipped: the data checks r
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -83,11 +81,9 @@ def export_pairs(run_id: str, registry, out: str | Path, fmt: str = "dpo", suite
     if not records:
         raise HarnessError(f"run {run_id}: no votes with a clear preference to export ({counts or 'no votes yet'}): "
                            f"review it first with `harness review serve {run_id}`")
+    from harness.evals.results import write_jsonl
+
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_jsonl(path, records)
     return {"path": str(path), **counts}

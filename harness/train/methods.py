@@ -58,21 +58,23 @@ def _lora(cfg: TrainConfig):
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,
         target_modules=_targets(cfg),
-        **({"layers_to_transform": list(cfg.lora.layers)} if cfg.lora.layers and not isinstance(_targets(cfg), str) else {}),
     )
 
 
 def with_layers(peft_config, cfg: TrainConfig, model):
-    """Restrict a LoRA config to `lora.layers`. peft takes layers only with a list of module
-    names, so 'all-linear' becomes the names of the base's linear layers (its output head excluded)."""
+    """Restrict a LoRA config to `lora.layers`: the one place layers are applied. peft takes layers
+    only with a list of module names, so 'all-linear' becomes the names of the base's linear
+    layers (its output head excluded)."""
     import dataclasses
 
     import torch
 
-    if not cfg.lora.layers or getattr(peft_config, "layers_to_transform", None) or not hasattr(peft_config, "r"):
+    if not cfg.lora.layers or not hasattr(peft_config, "r"):
         return peft_config
-    names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-                    if isinstance(m, torch.nn.Linear) and ".layers." in f".{n}" and n.rsplit(".", 1)[-1] != "lm_head"})
+    names = _targets(cfg)
+    if isinstance(names, str):  # 'all-linear' (the config refuses any other string with layers)
+        names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                        if isinstance(m, torch.nn.Linear) and ".layers." in f".{n}" and n.rsplit(".", 1)[-1] != "lm_head"})
     return dataclasses.replace(peft_config, target_modules=names, layers_to_transform=list(cfg.lora.layers))
 
 

@@ -169,3 +169,13 @@ def test_group_by_length_reaches_the_trainer(tiny_cfg):
 
     prepared = prepare(load_train_config(tiny_cfg("lora", group_by_length=True)))
     assert prepared.trainer.args.train_sampling_strategy == "group_by_length"
+
+
+def test_lora_layers_with_named_modules(tiny_cfg):
+    from safetensors.torch import load_file
+
+    result = train(tiny_cfg("lora", lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"], "layers": [0]}),
+                   show_progress=False)
+    keys = load_file(str(result.output_dir / "adapter_model.safetensors")).keys()
+    assert {k.split(".layers.")[1].split(".")[0] for k in keys} == {"0"}
+    assert {k.split(".lora_")[0].rsplit(".", 1)[-1] for k in keys} == {"q_proj", "v_proj"}
