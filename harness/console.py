@@ -50,7 +50,6 @@ def progress(description: str, total: int, enabled: bool = True) -> Iterator:
         TimeRemainingColumn(),
         console=console(),
         transient=True,
-        disable=not sys.stderr.isatty(),
     )
     with bar:
         task = bar.add_task(description, total=total)

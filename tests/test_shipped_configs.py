@@ -21,6 +21,10 @@ def test_run_configs_load(path):
         load_policy(cfg.policy)
 
 
+def test_examples_ship_run_configs():
+    assert sorted(REPO.glob("examples/*/run.yaml")), "no examples/*/run.yaml: the test above would check nothing"
+
+
 def test_default_policy_and_suites_load():
     from harness.evals import load_suites
     from harness.gates import load_policy
