@@ -5,6 +5,10 @@ A rule names a metric pattern (`general/*`, `*/latency_p50`) and one or more tes
 judged on the interval's lower bound), `must_improve` (superiority: the interval excludes 0),
 `max_ratio` (latency and token counts, judged on the ratio's interval). `slices` applies the
 test to every slice value with at least `min_n` cases, Holm-corrected across slices.
+
+`extends: other.yaml` (relative to the file; `default` for the shipped policy) starts from another
+policy: its rules come first, this file's rules are added after them, and any other field this
+file sets replaces the one it extends.
 """
 
 from __future__ import annotations
@@ -73,18 +77,39 @@ class Policy(BaseModel):
     rules: list[Rule] = Field(..., min_length=1)
 
 
-def load_policy(path: str | Path | None = None) -> Policy:
-    """Load and validate a policy file (the shipped default when None); every error at once."""
-    p = Path(path) if path else DEFAULT_POLICY
+def _read(p: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A policy file's YAML with its `extends` chain resolved (rules concatenated, fields overridden)."""
     if not p.is_file():
-        raise ConfigError(f"policy file {str(p)!r} does not exist")
+        via = f" (extended by {seen[-1]})" if seen else ""
+        raise ConfigError(f"policy file {str(p)!r} does not exist{via}")
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise ConfigError(f"{p}{f':{mark.line + 1}' if mark else ''}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: a policy is a mapping with name, rules, ... (got {type(raw).__name__})")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(f"{p}: field 'extends': a policy file path (relative to this file) or 'default'")
+    parent_path = DEFAULT_POLICY if parent == "default" else (p.parent / parent).resolve()
+    if parent_path in seen + (p.resolve(),):
+        raise ConfigError(f"{p}: field 'extends': {parent!r} extends this file again (a cycle)")
+    merged = _read(parent_path, seen + (p.resolve(),))
+    rules = list(merged.get("rules") or []) + list(raw.pop("rules", None) or [])
+    merged.update(raw)
+    merged["rules"] = rules
+    return merged
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy file (the shipped default when None); every error at once."""
+    p = Path(path) if path else DEFAULT_POLICY
+    raw = _read(p)
     try:
-        return Policy.model_validate(raw or {})
+        return Policy.model_validate(raw)
     except ValidationError as e:
         problems = []
         for err in e.errors():

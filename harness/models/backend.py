@@ -25,6 +25,40 @@ DEFAULT_MEMORY_BUDGET = 4 * 1024**3
 MAX_AUTO_BATCH = 32
 
 
+# Cost of generation on a CPU, in units of one prompt token's prefill (measured on 2 cores with
+# SmolLM2-135M: prefill ~2.8 ms per padded token; a decode step ~0.1 s + ~6 ms per row + ~0.03 ms
+# per row per token of context). On a GPU a step's fixed cost dominates: fewer, fuller batches win.
+CPU_STEP_COSTS = (36.0, 2.0, 0.009)
+GPU_STEP_COSTS = (2000.0, 0.5, 0.0)
+
+
+def plan_batches(lengths: list[int], max_batch: int, new_tokens: int, on_gpu: bool = False) -> list[list[int]]:
+    """Indices grouped into generation batches, longest first, splitting where padding costs more
+    than the extra decode steps: one long prompt in a batch of short ones pads every row to its
+    length. Groups are contiguous runs of the length-sorted order (dynamic programming over the
+    split points); outputs do not depend on the grouping, only the time does."""
+    step, row, row_ctx = GPU_STEP_COSTS if on_gpu else CPU_STEP_COSTS
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    sorted_len = [lengths[i] for i in order]
+
+    def cost(start: int, end: int) -> float:  # one batch: order[start:end], padded to its longest
+        n, width = end - start, sorted_len[start]
+        return n * width + new_tokens * (step + n * (row + row_ctx * (width + new_tokens / 2)))
+
+    best = [0.0] + [float("inf")] * len(order)  # best[k]: cheapest plan for the first k prompts
+    cut = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for start in range(max(0, end - max_batch), end):
+            c = best[start] + cost(start, end)
+            if c < best[end]:
+                best[end], cut[end] = c, start
+    batches, end = [], len(order)
+    while end:
+        batches.append(order[cut[end]:end])
+        end = cut[end]
+    return batches[::-1]
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
     """Generation settings; greedy decoding so results are reproducible and cacheable."""
@@ -188,7 +222,10 @@ class HFBackend:
         lengths = [len(e) for e in encoded]
         peft_type = self._peft_type()
         bs = config.batch_size or self.auto_batch_size(max(lengths) + config.max_new_tokens, config.memory_budget)
-        batches = self._batches(lengths, bs, equal_lengths=peft_type in PADDING_SENSITIVE)
+        if peft_type in PADDING_SENSITIVE:
+            batches = self._batches(lengths, bs, equal_lengths=True)
+        else:
+            batches = plan_batches(lengths, bs, config.max_new_tokens, on_gpu=self._on_gpu())
         eos = self._stop_ids()
         out: list[Completion | None] = [None] * len(requests)
         with self._active() as model:
@@ -224,6 +261,9 @@ class HFBackend:
                 if progress:
                     progress(len(batch))
         return out  # type: ignore[return-value]
+
+    def _on_gpu(self) -> bool:
+        return next(self.base_model.parameters()).device.type != "cpu"
 
     def _stop_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}

@@ -172,6 +172,27 @@ def test_default_policy_loads():
     assert set(pol.required) == {"ticket_triage", "safety", "general"}
 
 
+def test_extends_adds_rules_and_overrides_fields(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\nconfidence: 0.9\nrequired: [s]\nrules:\n  - metric: s/ok\n    min: 0.5\n")
+    (tmp_path / "more.yaml").write_text("extends: base.yaml\nname: more\nrules:\n  - metric: s/ok\n    beats_arm: prompted\n")
+    pol = load_policy(tmp_path / "more.yaml")
+    assert pol.name == "more" and pol.confidence == 0.9 and pol.required == ["s"]
+    assert [r.label() for r in pol.rules] == ["s/ok min 0.5", "s/ok beats_arm prompted"]
+    on_default = tmp_path / "d.yaml"
+    on_default.write_text("extends: default\nrules:\n  - metric: s/ok\n    min: 0.1\n")
+    assert len(load_policy(on_default).rules) == len(load_policy().rules) + 1
+
+
+def test_extends_errors_name_the_file(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nrules: []\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nrules: []\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_policy(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: missing.yaml\nrules: []\n")
+    with pytest.raises(ConfigError, match=r"missing\.yaml.*does not exist \(extended by .*c\.yaml\)"):
+        load_policy(tmp_path / "c.yaml")
+
+
 def test_markdown_fits_a_comment():
     b, c = _pair(200, 0.6, 0.7)
     d = decide(compare({"s": b}, {"s": c}), policy({"metric": "s/ok", "must_improve": True, "max_drop": 0.01}))

@@ -139,3 +139,17 @@ def test_adapter_folder_without_safetensors_is_refused(tiny_backend, tmp_path):
     (tmp_path / "adapter_model.bin").write_bytes(b"pickle")
     with pytest.raises(ModelSpecError, match="safetensors only"):
         tiny_backend.load_adapter(tmp_path)
+
+
+def test_plan_batches_splits_off_long_prompts_and_keeps_every_index():
+    from harness.models.backend import plan_batches
+
+    lengths = [369, 329, 289, 266, 259, 254, 252, 246] + [172, 158, 155, 150, 147, 143, 139, 127] * 3
+    plan = plan_batches(lengths, 32, 80)
+    assert sorted(i for b in plan for i in b) == list(range(len(lengths)))
+    assert len(plan) == 2 and {lengths[i] for i in plan[0]} == set(lengths[:8])  # the long ones pad only each other
+    # similar lengths: one full batch; a batch never exceeds the cap
+    assert len(plan_batches([50, 48, 47, 45] * 8, 32, 48)) == 1
+    assert all(len(b) <= 5 for b in plan_batches(lengths, 5, 80))
+    # on a GPU a decode step's fixed cost dominates: one batch
+    assert len(plan_batches(lengths, 32, 80, on_gpu=True)) == 1
