@@ -34,7 +34,6 @@ test-browser: install
 	$(BIN)/python -m pytest -q -m browser
 
 demo: install
-	$(BIN)/harness demo
 	$(BIN)/harness run examples/ticket_triage/run.yaml
 
 bench: install

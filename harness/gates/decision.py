@@ -200,6 +200,11 @@ def decide(comparison: Comparison, policy: Policy, arms: dict[str, Comparison] |
             continue
         pat = rule.pattern()
         matched = [k for k in comparison.metrics if pat.match(k)]
+        if not matched and rule.metric.split("/", 1)[1].startswith("latency"):
+            # latency is timed only when asked for (latency_sample > 0): not measured is not a typo
+            rules_out.append(RuleResult(rule=rule.label(), metric=rule.metric, test="-", verdict=SKIPPED, blocking=False,
+                                        reason="latency not measured (latency_sample: 0)", note=rule.note))
+            continue
         if not matched:
             known = sorted(k for k in comparison.metrics if k.split("/")[0] in suites)
             problems.append(f"rule {i + 1} ({rule.label()}): metric {rule.metric!r} matches nothing; known metrics: {', '.join(known)}")

@@ -10,6 +10,8 @@ Three kinds of spec:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import os
 import re
@@ -125,6 +127,8 @@ def ensure_embedded(alias: str) -> Path:
     """Convert the embedded GGUF to a safetensors folder once; later calls return the folder."""
     target = embedded_cache_dir(alias)
     if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+        if (target / "tokenizer_config.json").is_file():
+            _drop_load_options(target / "tokenizer_config.json")  # caches converted before this fix
         return target
     info = EMBEDDED[alias]
     found = importlib.util.find_spec(info.package)  # no import: the module itself needs `llm`
@@ -135,6 +139,42 @@ def ensure_embedded(alias: str) -> Path:
         raise ModelSpecError(f"{pkg_dir / info.gguf_file} is missing: reinstall with {info.install_hint}")
     _convert_gguf(pkg_dir, info.gguf_file, target)
     return target
+
+
+@contextlib.contextmanager
+def _gguf_parsed_once():
+    """Within the block, parse each GGUF file once and build gguf's tensor-name map once per shape.
+
+    transformers reads the GGUF three times (config, weights, tokenizer: ~10 s each, mostly the
+    49k-entry vocabulary) and rebuilds the name map for each of ~400 modules (~14 s); both are
+    pure reads of the same inputs, so the conversion memoises them and takes a third of the time.
+    """
+    import gguf
+
+    real_reader, real_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict = {}
+
+    def reader(path, *args, **kwargs):
+        key = (os.fspath(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = real_reader(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.lru_cache(maxsize=None)(real_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = real_reader, real_map
+
+
+def _drop_load_options(path: Path) -> None:
+    """Remove how-it-was-loaded options that transformers saves with a tokenizer (`local_files_only`
+    follows HF_HUB_OFFLINE): they are not the model, and they would change its fingerprint."""
+    import json
+
+    cfg = json.loads(path.read_text())
+    if any(cfg.pop(k, None) is not None for k in ("local_files_only", "cache_dir", "force_download", "token")):
+        path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
 
 
 def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
@@ -148,7 +188,7 @@ def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
 
     from harness.console import status
 
-    with status(f"converting {gguf_file} to safetensors (once, ~20 s)"):
+    with status(f"converting {gguf_file} to safetensors (once, ~20 s)"), _gguf_parsed_once():
         loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
         config = loaded.config
@@ -164,6 +204,7 @@ def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
         try:
             fresh.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
+            _drop_load_options(tmp / "tokenizer_config.json")
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)

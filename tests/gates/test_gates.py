@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ConfigError
-from harness.gates import (FAIL, INSUFFICIENT, PASS, IncomparableResults, Policy, compare, decide, holm, load_policy,
+from harness.gates import (FAIL, INSUFFICIENT, PASS, SKIPPED, IncomparableResults, Policy, compare, decide, holm, load_policy,
                            mcnemar_exact, tango_interval)
 from tests.gates.synth import make_result
 
@@ -154,6 +154,15 @@ def test_unknown_metric_is_a_config_error():
     b, c = _pair(50, 0.8, 0.8)
     with pytest.raises(ConfigError, match="matches nothing"):
         decide(compare({"s": b}, {"s": c}), policy({"metric": "s/okk", "max_drop": 0.05}))
+
+
+def test_latency_rule_without_latency_is_skipped_not_an_error():
+    b, c = _pair(50, 0.8, 0.8)  # results without latency: latency_sample 0
+    d = decide(compare({"s": b}, {"s": c}), policy({"metric": "*/latency_p50", "max_ratio": 1.5}, {"metric": "s/ok", "max_drop": 0.2}))
+    [lat] = [r for r in d.rules if "latency" in r.metric]
+    assert lat.verdict == SKIPPED and not lat.blocking and "not measured" in lat.reason
+    with pytest.raises(ConfigError, match="matches nothing"):  # other typos stay errors
+        decide(compare({"s": b}, {"s": c}), policy({"metric": "s/latncy", "max_ratio": 1.5}))
 
 
 def test_malformed_policy_reports_every_error(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -90,3 +91,17 @@ def test_cli_models_show(tiny_model_dir):
     assert info["layers"] == 2 and info["hidden_size"] == 64
     assert info["fingerprint"] == model_fingerprint(tiny_model_dir)
     assert info["parameters"] > 49152 * 64
+
+
+def test_converted_tokenizer_config_holds_no_load_options(tmp_path):
+    # transformers saves `local_files_only` (which follows HF_HUB_OFFLINE) with a tokenizer: the same
+    # GGUF converted with and without the variable would get two fingerprints
+    from harness.models.specs import _drop_load_options
+
+    path = tmp_path / "tokenizer_config.json"
+    path.write_text(json.dumps({"model_max_length": 8192, "local_files_only": True, "pad_token": "<|im_end|>"}))
+    _drop_load_options(path)
+    assert json.loads(path.read_text()) == {"model_max_length": 8192, "pad_token": "<|im_end|>"}
+    before = path.read_bytes()
+    _drop_load_options(path)  # nothing to drop: the file is left as it is
+    assert path.read_bytes() == before
