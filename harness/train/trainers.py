@@ -48,6 +48,34 @@ def quiet_libraries() -> None:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
 
 
+def score_answer_tokens_only() -> None:
+    """Make trl's fused LM head score only the positions that have a label, on CPUs too.
+
+    trl 1.x projects hidden states through the LM head in tiles, for the loss, the entropy and
+    the accuracy. With Triton (CUDA) it keeps only the labelled positions; everywhere else it
+    scores every position of the batch and masks afterwards (to keep tile shapes fixed for
+    compilers such as Neuron's). On a CPU nothing is compiled, so that is pure waste: with the
+    loss on the answer only, ~80 % of a triage record is prompt, and the 49k-token vocabulary
+    projection of those positions took half of each training step. The rows kept are the same
+    ones, so loss and gradients are unchanged (tests/train/test_trainers.py); bench/train_overhead.py
+    measures the step time both ways.
+    """
+    try:
+        import trl.trainer.utils as trl_utils
+    except ImportError:
+        return
+    real = getattr(trl_utils, "_use_triton", None)
+    if real is None or getattr(real, "harness_compact", False):
+        return
+
+    def compact(device) -> bool:
+        return device.type == "cpu" or real(device)
+
+    compact.harness_compact = True
+    compact.original = real
+    trl_utils._use_triton = compact
+
+
 def load_model(cfg: TrainConfig):
     """(model, tokenizer, resolved, fingerprint): safetensors only, no remote code; 4-bit NF4 for qlora."""
     import torch
@@ -98,7 +126,7 @@ def training_args(cfg: TrainConfig, cls, **extra):
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         max_length=cfg.max_length,
-        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        train_sampling_strategy=extra.pop("train_sampling_strategy", None) or ("group_by_length" if cfg.group_by_length else "random"),
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         save_strategy="steps",
@@ -117,12 +145,64 @@ def training_args(cfg: TrainConfig, cls, **extra):
     )
 
 
+class LengthBatches:
+    """`group_by_length` that also suits short runs: batches of similar length, in random order.
+
+    transformers' length-grouped sampler sorts "megabatches" of ~100 random records longest
+    first, so a run of 40 steps trains on the long records first and the short ones last, all
+    together: on the demo data, the answered and refused chat requests (no system prompt, so the
+    shortest) filled steps 21-28 in a row and the adapter drifted toward prose answers. Here each
+    window of 16 batches' worth of shuffled records is sorted into batches (little padding), and
+    all batches are then shuffled, so every stretch of a run sees every kind of record. One short
+    batch, if any, comes last. The order depends on the seed and the epoch only, so a resumed run
+    skips exactly the batches it had trained on.
+    """
+
+    WINDOW_BATCHES = 16
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = list(lengths), batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # called by the trainer at the start of each epoch
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        return iter(self.order(self.epoch))
+
+    def order(self, epoch: int) -> list[int]:
+        import random
+
+        rng = random.Random(f"{self.seed}:{epoch}")
+        perm = list(range(len(self.lengths)))
+        rng.shuffle(perm)
+        window = self.batch_size * self.WINDOW_BATCHES
+        full, short = [], []
+        for start in range(0, len(perm), window):
+            chunk = sorted(perm[start:start + window], key=lambda i: (self.lengths[i], i))
+            for i in range(0, len(chunk), self.batch_size):
+                (full if len(chunk[i:i + self.batch_size]) == self.batch_size else short).append(chunk[i:i + self.batch_size])
+        rng.shuffle(full)
+        return [i for batch in full + short for i in batch]
+
+
 def sft_trainer(cfg: TrainConfig, model, tokenizer, train_ds, eval_ds, peft_config, callbacks):
     from trl import SFTConfig, SFTTrainer
 
-    args = training_args(cfg, SFTConfig, packing=False)
-    return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
-                      peft_config=peft_config, callbacks=list(callbacks))
+    class Trainer(SFTTrainer):
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = self.train_dataset if train_dataset is None else train_dataset
+            if not cfg.group_by_length or "input_ids" not in getattr(dataset, "column_names", ()):
+                return super()._get_train_sampler(train_dataset)
+            return LengthBatches([len(ids) for ids in dataset["input_ids"]], self.args.per_device_train_batch_size, cfg.seed)
+
+    # "random" keeps transformers' own length grouping out of the way; _get_train_sampler groups
+    args = training_args(cfg, SFTConfig, packing=False, train_sampling_strategy="random")
+    score_answer_tokens_only()
+    return Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
+                   peft_config=peft_config, callbacks=list(callbacks))
 
 
 def dpo_trainer(cfg: TrainConfig, model, tokenizer, train_ds, eval_ds, peft_config, callbacks):

@@ -1,0 +1,85 @@
+"""The trl trainer as the harness configures it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+def test_answer_only_scoring_keeps_loss_and_gradients(tiny_cfg):
+    # on a CPU trl scored every position through the LM head and masked the prompt afterwards;
+    # the harness makes it score only labelled positions: the same loss and gradients, less work
+    import trl.trainer.utils as trl_utils
+
+    from harness.train.config import load_train_config
+    from harness.train.trainers import prepare
+
+    trainer = prepare(load_train_config(tiny_cfg("lora"))).trainer
+    patched = trl_utils._use_triton
+    assert getattr(patched, "harness_compact", False) and patched(torch.device("cpu"))
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()  # prompts masked, answers kept
+    model = trainer.model
+    model.eval()  # no LoRA dropout: three passes over the same batch must see the same network
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = trainer.compute_loss(model, dict(batch))
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    def reference():  # plain logits, cross-entropy over the labelled positions
+        model.zero_grad()
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1].float()
+        labels = batch["labels"][:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                                 ignore_index=-100, reduction="sum") / (labels != -100).sum()
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    ref = reference()
+    compact = loss_and_grads()
+    trl_utils._use_triton = patched.original
+    try:
+        every_position = loss_and_grads()
+    finally:
+        trl_utils._use_triton = patched
+    assert compact[0] == pytest.approx(every_position[0], rel=1e-5)
+    assert len(compact[1]) == len(every_position[1]) > 0
+    assert compact[0] == pytest.approx(ref[0], rel=1e-5)
+    for r, a, b in zip(ref[1], compact[1], every_position[1]):
+        torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_length_batches_mix_kinds_over_the_run_with_little_padding():
+    from harness.train.trainers import LengthBatches
+
+    lengths = [40] * 100 + [200] * 300 + [420] * 19  # short chat requests, triage records, long tickets
+    sampler = LengthBatches(lengths, batch_size=4, seed=0)
+    order = sampler.order(0)
+    assert sorted(order) == list(range(len(lengths))) and len(sampler) == len(lengths)
+    assert order == LengthBatches(lengths, 4, 0).order(0) and order != sampler.order(1)  # seeded, new order per epoch
+    batches = [order[i:i + 4] for i in range(0, len(order), 4)]
+    assert len(batches[-1]) == len(lengths) % 4  # the one short batch comes last
+    # little padding: most batches hold one length only
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    assert padded / sum(lengths) < 1.1
+    # every stretch of the run sees short records: none of the 4 quarters lacks them, none hoards them
+    quarter = len(batches) // 4
+    shorts = [sum(lengths[i] == 40 for b in batches[q * quarter:(q + 1) * quarter] for i in b) for q in range(4)]
+    assert all(10 <= s <= 40 for s in shorts), shorts
+
+
+def test_group_by_length_trainer_uses_length_batches(tiny_cfg):
+    from harness.train.config import load_train_config
+    from harness.train.trainers import LengthBatches, prepare
+
+    trainer = prepare(load_train_config(tiny_cfg("lora", group_by_length=True, batch_size=2))).trainer
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler, LengthBatches)
+    first = next(iter(trainer.get_train_dataloader()))
+    expected = [trainer.train_dataset[i]["input_ids"] for i in sampler.order(0)[:2]]
+    assert first["input_ids"].shape[0] == 2
+    for row, ids in zip(first["input_ids"].tolist(), expected):
+        assert row[: len(ids)] == list(ids)
