@@ -9,7 +9,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("path", sorted(REPO.glob("examples/*/run.yaml")), ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", sorted(REPO.glob("examples/*/run*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_run_configs_load(path):
     from harness.runconfig import load_run_config
 
@@ -23,6 +23,14 @@ def test_run_configs_load(path):
 
 def test_examples_ship_run_configs():
     assert sorted(REPO.glob("examples/*/run.yaml")), "no examples/*/run.yaml: the test above would check nothing"
+
+
+def test_longer_demo_adds_the_arm_rules_to_the_demo_policy():
+    from harness.gates import load_policy
+
+    demo, arms = load_policy(REPO / "examples/ticket_triage/policy.yaml"), load_policy(REPO / "examples/ticket_triage/policy-arms.yaml")
+    assert [r.label() for r in arms.rules[: len(demo.rules)]] == [r.label() for r in demo.rules]
+    assert {r.beats_arm for r in arms.rules[len(demo.rules):]} == {"prompted"} and not any(r.beats_arm for r in demo.rules)
 
 
 def test_default_policy_and_suites_load():
