@@ -14,7 +14,9 @@ each version was applied.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,11 +53,27 @@ def connect(path: str | Path, busy_timeout_s: float = 30.0) -> Database:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     db = Database(conn, execute_plugins=False)
     if str(path) != ":memory:":
-        db.enable_wal()
+        _enable_wal(conn, busy_timeout_s)
     # FULL: a promotion or audit entry that was reported as done survives a power cut
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     return db
+
+
+def _enable_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """Switch a file to WAL, retrying while another process holds it: the switch needs an exclusive
+    lock, and SQLite answers "database is locked" at once, without its busy handler, when several
+    processes open a new file together."""
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = wal")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.05))
 
 
 # ---- migrations ----------------------------------------------------------------------------

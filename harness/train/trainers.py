@@ -57,7 +57,7 @@ def score_answer_tokens_only() -> None:
     compilers such as Neuron's). On a CPU nothing is compiled, so that is pure waste: with the
     loss on the answer only, ~80 % of a triage record is prompt, and the 49k-token vocabulary
     projection of those positions took half of each training step. The rows kept are the same
-    ones, so loss and gradients are unchanged (tests/train/test_trainers.py); bench/train_overhead.py
+    ones, so loss and gradients are unchanged (tests/train/test_trainers.py); bench/train_step.py
     measures the step time both ways.
     """
     try:

@@ -163,14 +163,6 @@ def test_records_longer_than_max_length_are_reported(tiny_cfg, capsys):
     assert fine.manifest["records_cut"] == 0
 
 
-def test_group_by_length_reaches_the_trainer(tiny_cfg):
-    from harness.train import load_train_config
-    from harness.train.trainers import prepare
-
-    prepared = prepare(load_train_config(tiny_cfg("lora", group_by_length=True)))
-    assert prepared.trainer.args.train_sampling_strategy == "group_by_length"
-
-
 def test_lora_layers_with_named_modules(tiny_cfg):
     from safetensors.torch import load_file
 

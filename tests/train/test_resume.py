@@ -23,8 +23,9 @@ class InterruptAfter(TrainerCallback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_run_resumes_to_the_same_adapter(tiny_cfg, tiny_model_dir):
-    cfg = tiny_cfg("lora", name="interrupted", max_steps=5, save_steps=2)
+@pytest.mark.parametrize("grouped", [False, True], ids=["random", "group_by_length"])
+def test_interrupted_run_resumes_to_the_same_adapter(tiny_cfg, tiny_model_dir, grouped):
+    cfg = tiny_cfg("lora", name="interrupted", max_steps=5, save_steps=2, group_by_length=grouped)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, callbacks=[InterruptAfter(3)], show_progress=False)
     assert [c.name for c in checkpoints_of(cfg["output_dir"])] == ["checkpoint-2"]
@@ -36,7 +37,8 @@ def test_interrupted_run_resumes_to_the_same_adapter(tiny_cfg, tiny_model_dir):
     assert (resumed.output_dir / "adapter_model.safetensors").is_file()
 
     # optimizer, scheduler, RNG and data order are restored: the result equals an uninterrupted run
-    straight = train(tiny_cfg("lora", name="straight", max_steps=5, save_steps=2), show_progress=False)
+    straight = train(tiny_cfg("lora", name="straight", max_steps=5, save_steps=2, group_by_length=grouped),
+                     show_progress=False)
     assert resumed.artifact_hash == straight.artifact_hash
 
     # every checkpoint is an adapter the evals can load
