@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from harness.errors import ConfigError
+from harness.evals.results import metric_kind
 from harness.gates.compare import Comparison, MetricComparison
 from harness.gates.paired import holm, tango_pvalue_noninferior
 from harness.gates.policy import Policy, Rule
@@ -200,7 +201,7 @@ def decide(comparison: Comparison, policy: Policy, arms: dict[str, Comparison] |
             continue
         pat = rule.pattern()
         matched = [k for k in comparison.metrics if pat.match(k)]
-        if not matched and rule.metric.split("/", 1)[1].startswith("latency"):
+        if not matched and metric_kind(rule.metric) == "latency":
             # latency is timed only when asked for (latency_sample > 0): not measured is not a typo
             rules_out.append(RuleResult(rule=rule.label(), metric=rule.metric, test="-", verdict=SKIPPED, blocking=False,
                                         reason="latency not measured (latency_sample: 0)", note=rule.note))

@@ -110,7 +110,7 @@ def load_model(cfg: TrainConfig):
     return model, load_tokenizer(resolved.path), resolved, model_fingerprint(resolved.path)
 
 
-def training_args(cfg: TrainConfig, cls, **extra):
+def training_args(cfg: TrainConfig, cls, sampling: str | None = None, **extra):
     """The trl config (SFTConfig / DPOConfig) every family shares, from the harness config."""
     import torch
 
@@ -126,7 +126,7 @@ def training_args(cfg: TrainConfig, cls, **extra):
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         max_length=cfg.max_length,
-        train_sampling_strategy=extra.pop("train_sampling_strategy", None) or ("group_by_length" if cfg.group_by_length else "random"),
+        train_sampling_strategy=sampling or ("group_by_length" if cfg.group_by_length else "random"),
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         save_strategy="steps",
@@ -183,7 +183,8 @@ class LengthBatches:
         for start in range(0, len(perm), window):
             chunk = sorted(perm[start:start + window], key=lambda i: (self.lengths[i], i))
             for i in range(0, len(chunk), self.batch_size):
-                (full if len(chunk[i:i + self.batch_size]) == self.batch_size else short).append(chunk[i:i + self.batch_size])
+                batch = chunk[i:i + self.batch_size]
+                (full if len(batch) == self.batch_size else short).append(batch)
         rng.shuffle(full)
         return [i for batch in full + short for i in batch]
 
@@ -199,7 +200,7 @@ def sft_trainer(cfg: TrainConfig, model, tokenizer, train_ds, eval_ds, peft_conf
             return LengthBatches([len(ids) for ids in dataset["input_ids"]], self.args.per_device_train_batch_size, cfg.seed)
 
     # "random" keeps transformers' own length grouping out of the way; _get_train_sampler groups
-    args = training_args(cfg, SFTConfig, packing=False, train_sampling_strategy="random")
+    args = training_args(cfg, SFTConfig, sampling="random", packing=False)
     score_answer_tokens_only()
     return Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
                    peft_config=peft_config, callbacks=list(callbacks))
