@@ -96,16 +96,20 @@ def shots_fn(arm: str, train_path: str | Path, suites, k: int, seed: int = 0):
     return fn, info
 
 
-def arm_out_dir(fingerprint: str, arm: str, train_path: str | Path, k: int, seed: int, max_cases: int | None = None) -> Path:
+def arm_out_dir(fingerprint: str, arm: str, train_path: str | Path, k: int, seed: int, max_cases: int | None = None,
+                identity: dict | None = None) -> Path:
+    from harness.evals.api import identity_tag
     from harness.paths import harness_home
 
     data = hashlib.sha256(Path(train_path).read_bytes()).hexdigest()[:10]
     sample = f"-n{max_cases}" if max_cases else ""
-    return harness_home() / "results" / f"{fingerprint[:12]}-{arm}-k{k}-s{seed}-{data}{sample}"
+    tag = f"@{identity_tag(identity)}" if identity else ""
+    return harness_home() / "results" / f"{fingerprint[:12]}-{arm}-k{k}-s{seed}-{data}{sample}{tag}"
 
 
 def run_arm(arm: str, suite_paths, model: str, train_path, *, k: int = 4, seed: int = 0, backend=None, out=None,
-            batch_size=None, latency_n=None, max_cases: int | None = None):
+            batch_size=None, latency_n=None, max_cases: int | None = None, dtype: str = "auto", device: str = "auto",
+            engine: str = "auto", invariance_n: int | None = None):
     """Evaluate one arm on the suites; results land beside the other results, keyed by data and k."""
     from harness.evals import load_suites, run_eval
 
@@ -114,11 +118,11 @@ def run_arm(arm: str, suite_paths, model: str, train_path, *, k: int = 4, seed: 
     if backend is None:
         from harness.models import HFBackend
 
-        backend = HFBackend.from_spec(model)
+        backend = HFBackend.from_spec(model, dtype=dtype, device=device, engine=engine)
     backend.set_adapter(None) if backend.adapters else None
-    out = Path(out) if out else arm_out_dir(backend.fingerprint, arm, train_path, k, seed, max_cases)
+    out = Path(out) if out else arm_out_dir(backend.fingerprint, arm, train_path, k, seed, max_cases, backend.identity)
     results, out = run_eval(suite_paths, model, out=out, backend=backend, arm=arm, shots=fn, batch_size=batch_size,
-                            latency_n=latency_n, max_cases=max_cases)
+                            latency_n=latency_n, max_cases=max_cases, invariance_n=invariance_n)
     return results, out, info
 
 
@@ -135,7 +139,8 @@ def run_arms(pipeline) -> dict:
         pipeline.say(f"arm {arm}: base model + {cfg.shots} shots from {Path(pipeline.train_cfg.train_data).name}")
         _, path, info = run_arm(arm, suites, cfg.base_model, pipeline.train_cfg.train_data, k=cfg.shots,
                                 seed=pipeline.train_cfg.seed, backend=pipeline.backend(), batch_size=cfg.eval.batch_size,
-                                latency_n=cfg.eval.latency_sample, max_cases=cfg.eval.max_cases)
+                                latency_n=cfg.eval.latency_sample, max_cases=cfg.eval.max_cases,
+                                invariance_n=cfg.eval.invariance_sample)
         out["results"][arm] = str(path)
         out["info"][arm] = info
     return out

@@ -84,7 +84,13 @@ class Pipeline:
         if self._backend is None:
             from harness.models import HFBackend
 
-            self._backend = HFBackend.from_spec(self.cfg.base_model)
+            from harness.train.methods import METHODS
+
+            # adapters whose virtual tokens shift with padding run through generate(): the base
+            # must run through it too, or baseline and candidate would not be comparable
+            engine = "generate" if METHODS[self.train_cfg.method].prompt_learning else "auto"
+            self._backend = HFBackend.from_spec(self.cfg.base_model, dtype=self.cfg.eval.dtype, device=self.cfg.eval.device,
+                                                engine=engine)
         return self._backend
 
     def base_fingerprint(self) -> str:
@@ -165,8 +171,13 @@ class Pipeline:
         self.reg.update_run(self.run_id, base_fingerprint=fp)
         from harness.evals.runner import sample_cases
 
+        from harness.evals.results import identity_differences
+
         n = self.cfg.eval.max_cases
-        out = default_out_dir(fp, None)
+        be = self.backend()
+        be.set_adapter(None)
+        identity = be.identity
+        out = default_out_dir(fp, None, identity=identity)
         if n:  # a sampled baseline lives beside the full one, never over it
             out = out.with_name(f"{out.name}-n{n}")
         suites = [sample_cases(s, n) for s in load_suites(self.cfg.suites)]
@@ -175,14 +186,15 @@ class Pipeline:
         except HarnessError:
             cached = {}
         ok = all(s.name in cached and cached[s.name].suite_hash == s.hash
-                 and cached[s.name].generation.get("max_new_tokens") == s.spec.generation.max_new_tokens
+                 and cached[s.name].generation == _generation_key(s)
+                 and not identity_differences(cached[s.name].identity, identity)
                  and {o["case_id"] for o in cached[s.name].outputs} == {c.id for c in s.cases} for s in suites)
         if ok:
             self.say(f"baseline: reused cached results for {', '.join(s.name for s in suites)} "
-                     f"(fingerprint {fp[:12]}, suite hashes unchanged) from {out}")
+                     f"(fingerprint {fp[:12]}, {identity['dtype']} on {identity['device']}, suite hashes unchanged) from {out}")
             return {"results": str(out), "cached": True}
-        run_eval(self.cfg.suites, self.cfg.base_model, out=out, backend=self.backend(), batch_size=self.cfg.eval.batch_size,
-                 latency_n=self.cfg.eval.latency_sample, max_cases=n)
+        run_eval(self.cfg.suites, self.cfg.base_model, out=out, backend=be, batch_size=self.cfg.eval.batch_size,
+                 latency_n=self.cfg.eval.latency_sample, max_cases=n, invariance_n=self.cfg.eval.invariance_sample)
         return {"results": str(out), "cached": False}
 
     def stage_train(self):
@@ -235,7 +247,7 @@ class Pipeline:
         be = self.backend()
         for path in ckpts + [self.state.done["store_adapter"]["path"]]:
             be.load_adapter(path)
-            r = evaluate_suite(be, suite, latency_n=0)
+            r = evaluate_suite(be, suite, latency_n=0, invariance_n=0)
             scores[path] = r.metrics[f"{suite.name}/{sel.metric}"]["value"]
             self.say(f"  {Path(path).name}: {sel.metric} = {scores[path]:.3f}")
             be.set_adapter(None)
@@ -255,7 +267,7 @@ class Pipeline:
         be = self.backend()
         run_eval(self.cfg.suites, self.cfg.base_model, adapter=adapter, out=out, backend=be,
                  batch_size=self.cfg.eval.batch_size, latency_n=self.cfg.eval.latency_sample, arm="candidate",
-                 max_cases=self.cfg.eval.max_cases)
+                 max_cases=self.cfg.eval.max_cases, invariance_n=self.cfg.eval.invariance_sample)
         be.set_adapter(None)
         return {"results": str(out)}
 
@@ -301,7 +313,7 @@ class Pipeline:
                 self.reg.record_eval(self.run_id, role=role, suite=name, suite_hash=r.suite_hash,
                                      metrics={k: v["value"] for k, v in r.metrics.items()}, results_path=str(r.path),
                                      results_hash=r.summary.get("results_sha256", ""), model_fingerprint=r.model_fingerprint,
-                                     adapter_hash=r.adapter_hash)
+                                     adapter_hash=r.adapter_hash, identity=r.identity)
         decision = json.loads(Path(self.state.done["gate"]["decision"]).read_text())
         self.reg.record_gate(self.run_id, decision, decision["passed"])
         return {"adapter_hash": adapter_hash}
@@ -349,6 +361,13 @@ class Pipeline:
             "candidate_results": d.get("candidate", {}).get("results"),
             "summary_md": d.get("gate", {}).get("summary_md"),
         }
+
+
+def _generation_key(suite) -> dict:
+    from harness.models import GenerationConfig
+
+    gen = suite.spec.generation
+    return GenerationConfig(max_new_tokens=gen.max_new_tokens, stop=tuple(gen.stop)).cache_key()
 
 
 def run(config_path: str | Path, registry=None) -> dict:

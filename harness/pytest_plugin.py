@@ -47,6 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="gate policy YAML for --harness-baseline (default: the shipped policy)")
     g.addoption("--harness-out", metavar="DIR", default=None,
                 help="where to write this session's results (default: a new folder under $HARNESS_HOME/results)")
+    g.addoption("--harness-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                help="dtype the model runs in (auto: bfloat16 on CPUs with AMX/AVX512-BF16 and bf16 GPUs, else float32); "
+                     "a --harness-baseline must have been computed in the same one")
+    g.addoption("--harness-device", default="auto", metavar="DEVICE", help="auto (CUDA, then MPS, else CPU), cpu, cuda[:N] or mps")
 
 
 class HarnessState:
@@ -56,6 +60,7 @@ class HarnessState:
         o = config.option
         self.config = config
         self.model: str = o.harness_model
+        self.dtype, self.device = o.harness_dtype, o.harness_device
         self.adapter: str | None = o.harness_adapter
         self.out: str | None = o.harness_out
         self.policy = self.baseline = self.decision = None
@@ -110,7 +115,7 @@ class HarnessState:
         n = sum(len(ids) or len(s.cases) for s, ids in wanted.values())
         say(f"harness: evaluating {n} cases of {len(wanted)} suite(s) on {self.model}"
             + (f" + adapter {self.adapter}" if self.adapter else ""))
-        backend = HFBackend.from_spec(self.model)
+        backend = HFBackend.from_spec(self.model, dtype=self.dtype, device=self.device)
         if self.adapter:
             backend.load_adapter(self.adapter)
         if self.out:

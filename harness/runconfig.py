@@ -21,6 +21,12 @@ class EvalSettings(BaseModel):
     latency_sample: int | None = Field(None, ge=0, description="cases timed at batch 1 per suite (default: each suite's)")
     max_cases: int | None = Field(None, gt=0, description="evaluate a fixed sample of at most N cases per suite, the same "
                                   "cases for base, candidate and arms (default: every case)")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="dtype the evals run in (auto: bfloat16 on CPUs with AMX/AVX512-BF16 and bf16 GPUs, else float32)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
+                        description="device the evals run on (auto: CUDA, then MPS, else the CPU)")
+    invariance_sample: int | None = Field(None, ge=0, description="cases per suite generated again alone to check that "
+                                          "batching did not change them (default 2; 0: only the latency sample)")
 
 
 class DataCheckSettings(BaseModel):

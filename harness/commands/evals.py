@@ -25,6 +25,13 @@ def cmd_eval(p: argparse.ArgumentParser):
     p.add_argument("--train-data", help="training JSONL the arm draws its examples from (needed with --arm)")
     p.add_argument("--shots", type=int, default=4, help="examples placed in the prompt for --arm (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prompted arm's fixed example selection")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="dtype the model runs in (auto: bfloat16 on CPUs with AMX/AVX512-BF16 and bf16 GPUs, else float32)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--engine", default="auto", choices=["auto", "generate"],
+                   help="auto: the batch-invariant engine where the model allows; generate: transformers' generate()")
+    p.add_argument("--invariance-sample", type=int, metavar="N",
+                   help="cases per suite generated again alone to check batching changed nothing (default 2)")
 
     def run(a):
         from harness.errors import HarnessError
@@ -36,7 +43,8 @@ def cmd_eval(p: argparse.ArgumentParser):
             if not a.train_data:
                 raise HarnessError("--arm needs --train-data FILE: the examples to place in the prompt")
             results, out, info = run_arm(a.arm, a.suites, a.model, a.train_data, k=a.shots, seed=a.seed, out=a.out,
-                                         batch_size=a.batch_size, latency_n=a.latency_sample, max_cases=a.max_cases)
+                                         batch_size=a.batch_size, latency_n=a.latency_sample, max_cases=a.max_cases,
+                                         dtype=a.dtype, device=a.device, engine=a.engine, invariance_n=a.invariance_sample)
             print(f"arm {a.arm}: {info}", file=sys.stderr)
             if a.json:
                 return out_json({name: r.summary for name, r in results.items()})
@@ -46,6 +54,7 @@ def cmd_eval(p: argparse.ArgumentParser):
         results, out = run_eval(
             a.suites, a.model, a.adapter, a.out, do_rescore=a.rescore, batch_size=a.batch_size,
             latency_n=a.latency_sample, use_cache=not a.no_cache, max_cases=a.max_cases,
+            dtype=a.dtype, device=a.device, engine=a.engine, invariance_n=a.invariance_sample,
         )
         if a.json:
             out_json({name: r.summary for name, r in results.items()})

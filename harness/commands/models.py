@@ -7,7 +7,7 @@ import argparse
 from harness.commands import command, out_json, print_table
 
 
-@command("models show", "Resolve a model spec and print its architecture, size, dtype, fingerprint and cache path.")
+@command("models show", "Resolve a model spec and print its architecture, size, the dtype and device it runs in here, fingerprint and cache path.")
 def cmd_models_show(p: argparse.ArgumentParser):
     p.add_argument("spec", help="alias (smollm2-135m-instruct), local folder or hub id")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

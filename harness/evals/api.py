@@ -12,8 +12,22 @@ from harness.evals.suite import find_suites, load_suite
 from harness.paths import harness_home
 
 
-def default_out_dir(fingerprint: str, adapter_hash: str | None, arm: str = "base") -> Path:
+def identity_tag(identity: dict) -> str:
+    """A short, stable folder-name part for what computed results: dtype, device and a hash of
+    the whole identity (engine and library versions included)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{identity.get('dtype', 'x')}-{identity.get('device', 'x')}-{h}"
+
+
+def default_out_dir(fingerprint: str, adapter_hash: str | None, arm: str = "base", identity: dict | None = None) -> Path:
+    """$HARNESS_HOME/results/<fingerprint>[+<adapter>][-<arm>][@<dtype>-<device>-<hash>]: fp32
+    and bf16 results of one model live side by side, never over each other."""
     name = fingerprint[:12] + (f"+{adapter_hash[:12]}" if adapter_hash else "") + ("" if arm in ("base", "candidate") else f"-{arm}")
+    if identity:
+        name += "@" + identity_tag(identity)
     return harness_home() / "results" / name
 
 
@@ -46,10 +60,15 @@ def run_eval(
     arm: str = "base",
     shots=None,
     max_cases: int | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    engine: str = "auto",
+    invariance_n: int | None = None,
 ) -> tuple[dict[str, SuiteResult], Path]:
     """Evaluate a model (+ adapter) on suites; write results; return them and their folder.
     `max_cases` evaluates a fixed sample of at most that many cases per suite (see
-    `sample_cases`)."""
+    `sample_cases`); `dtype`/`device`/`engine` choose how the model runs when no `backend` is
+    given (`auto`: what this machine runs fast, see `harness.models.device`)."""
     from harness.evals.runner import sample_cases
 
     suites = [sample_cases(s, max_cases) for s in load_suites(suite_paths)]
@@ -71,14 +90,15 @@ def run_eval(
     if backend is None:
         from harness.models import HFBackend
 
-        backend = HFBackend.from_spec(model)
+        backend = HFBackend.from_spec(model, dtype=dtype, device=device, engine=engine)
     if adapter is not None:
         backend.load_adapter(adapter)
-    out_dir = Path(out) if out else default_out_dir(backend.fingerprint, backend.adapter_hash, arm)
+    out_dir = Path(out) if out else default_out_dir(backend.fingerprint, backend.adapter_hash, arm, backend.identity)
     cache = CompletionCache() if use_cache else None
     results = {}
     for s in suites:
-        r = evaluate_suite(backend, s, model_label=model, arm=arm, cache=cache, batch_size=batch_size, latency_n=latency_n, shots=shots)
+        r = evaluate_suite(backend, s, model_label=model, arm=arm, cache=cache, batch_size=batch_size, latency_n=latency_n,
+                           shots=shots, invariance_n=invariance_n)
         write_result(r, out_dir)
         results[s.name] = r
     if cache:
@@ -112,8 +132,10 @@ def render_tables(results: dict[str, SuiteResult]) -> None:
 
     con = stdout_console()
     for name, r in results.items():
+        ident = r.identity or {}
         t = Table(title=f"{name}  (suite {r.suite_hash[:10]}, model {r.model_fingerprint[:10]}"
-                  + (f", adapter {r.adapter_hash[:10]}" if r.adapter_hash else "") + ")", title_justify="left")
+                  + (f", adapter {r.adapter_hash[:10]}" if r.adapter_hash else "")
+                  + f"; {ident.get('dtype', '?')} on {ident.get('device', '?')}, {ident.get('engine', '?')})", title_justify="left")
         t.add_column("metric")
         t.add_column("value [95% CI]", justify="right")
         t.add_column("n", justify="right")
@@ -138,6 +160,11 @@ def render_tables(results: dict[str, SuiteResult]) -> None:
         if lat.get("samples"):
             con.print(f"latency at batch 1 (n={len(lat['samples'])}): p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s, "
                       f"p99 {lat['p99']:.2f} s, {lat['tokens_per_s']:.1f} tokens/s")
+        inv = r.summary.get("batch_invariance") or {}
+        if inv.get("checked"):
+            style = "red" if inv.get("differ") else "dim"
+            con.print(f"[{style}]batch invariance: {inv['equal']}/{inv['checked']} cases gave the same text generated "
+                      f"alone as in their batch[/{style}]")
         timing = r.summary.get("timing", {})
         if "generated" in timing:
             con.print(f"[dim]{timing['generated']} generated, {timing['from_cache']} from cache, "

@@ -1,9 +1,10 @@
 """The completion cache: SQLite under `$HARNESS_HOME/cache.db`.
 
-A completion is keyed by (model fingerprint, adapter hash, chat messages, generation settings),
-so suites, arms and repeated runs share it and nothing is generated twice; a log-likelihood by
-(fingerprint, adapter, messages, continuation). Batch size is not in the key: batch N equals
-batch 1.
+A completion is keyed by (what computed it: engine, dtype, device and library versions; model
+fingerprint, adapter hash, chat messages, generation settings), so suites, arms and repeated
+runs share it and nothing is generated twice, while fp32 and bf16 outputs, or two engines',
+never mix; a log-likelihood by (identity, fingerprint, adapter, messages, continuation). Batch
+size is not in the key: batch N equals batch 1 (checked at run time by the runner).
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ class CompletionCache:
         self.db.executescript(SCHEMA)
 
     @staticmethod
-    def generation_key(fingerprint: str, adapter: str | None, messages, settings: dict) -> str:
-        return _key("gen", fingerprint, adapter or "", messages, settings)
+    def generation_key(identity: dict, fingerprint: str, adapter: str | None, messages, settings: dict) -> str:
+        return _key("gen", identity, fingerprint, adapter or "", messages, settings)
 
     @staticmethod
-    def loglik_key(fingerprint: str, adapter: str | None, messages, continuation: str) -> str:
-        return _key("ll", fingerprint, adapter or "", messages, continuation)
+    def loglik_key(identity: dict, fingerprint: str, adapter: str | None, messages, continuation: str) -> str:
+        return _key("ll", identity, fingerprint, adapter or "", messages, continuation)
 
     def get_completions(self, keys: list[str]) -> dict[str, Completion]:
         out = {}

@@ -29,6 +29,7 @@ class SuiteResult:
     rows: list[dict]
     summary: dict = field(default_factory=dict)
     path: Path | None = None
+    identity: dict = field(default_factory=dict)  # engine, dtype, device, library versions that computed the outputs
 
     @property
     def metrics(self) -> dict:
@@ -57,6 +58,21 @@ class SuiteResult:
 
     def case_slices(self) -> dict[str, dict]:
         return {o["case_id"]: o.get("slices", {}) for o in self.outputs}
+
+
+# What computed results written before identities were recorded: transformers' generate() in
+# fp32 on the CPU was the only path then.
+LEGACY_IDENTITY = {"engine": "transformers-generate", "dtype": "float32", "device": "cpu"}
+
+
+IDENTITY_KEYS = ("engine", "dtype", "device", "torch", "transformers")
+
+
+def identity_differences(a: dict | None, b: dict | None) -> list[str]:
+    """The identity keys on which two results differ (a key missing on either side is not
+    compared: results written before it was recorded)."""
+    a, b = a or LEGACY_IDENTITY, b or LEGACY_IDENTITY
+    return [k for k in IDENTITY_KEYS if a.get(k) and b.get(k) and a[k] != b[k]]
 
 
 def metric_kind(name: str) -> str:
@@ -95,6 +111,7 @@ def build_summary(result: SuiteResult, slice_fields: list[str], latency: dict | 
         "adapter_hash": result.adapter_hash,
         "arm": result.arm,
         "generation": result.generation,
+        "identity": result.identity or dict(LEGACY_IDENTITY),
         "n_cases": len(result.outputs),
         "metrics": metrics,
         "slices": by_slice,
@@ -138,6 +155,7 @@ def read_suite_result(folder: Path) -> SuiteResult:
             model_fingerprint=s["model_fingerprint"], adapter_hash=s.get("adapter_hash"), arm=s.get("arm", ""),
             generation=s["generation"], outputs=_read_jsonl(folder / "outputs.jsonl"),
             rows=_read_jsonl(folder / "results.jsonl"), summary=s, path=folder,
+            identity=s.get("identity") or dict(LEGACY_IDENTITY),
         )
     except (OSError, ValueError, KeyError) as e:
         raise HarnessError(f"{folder}: not a readable results folder ({type(e).__name__}: {e}): run `harness eval` to make one") from None

@@ -1,17 +1,20 @@
 """The eval runner: generate once (through the cache), score every check, summarise.
 
-Generation is keyed by model fingerprint, adapter hash, the chat messages and generation
-settings; a second identical run is served from the cache. A separate latency pass generates a
-fixed sample of cases at batch 1 (never cached) for p50/p95/p99 and tokens/s.
+Generation is keyed by the backend's identity (engine, dtype, device, library versions), model
+fingerprint, adapter hash, the chat messages and generation settings; a second identical run is
+served from the cache. A separate latency pass generates a fixed sample of cases at batch 1
+(never cached) for p50/p95/p99 and tokens/s, and a few of the cases generated now are generated
+again alone to check that their batch did not change them (the cache key leaves the batch out).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
 
-from harness.console import progress
+from harness.console import console, progress
 from harness.evals.cache import CompletionCache
 from harness.evals.checks.registry import CheckResult, Sample
 from harness.evals.results import SuiteResult, build_summary
@@ -20,6 +23,7 @@ from harness.evals.suite import Case, Suite
 from harness.models.backend import Completion, GenerationConfig
 
 ShotsFn = Callable[[Case], list[dict]]
+INVARIANCE_SAMPLE = 2  # cases per suite generated again alone to check batch invariance (besides the latency sample)
 
 
 def prompt_hash(messages) -> str:
@@ -29,37 +33,46 @@ def prompt_hash(messages) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cached_generate(backend, messages: list, config: GenerationConfig, cache: CompletionCache | None, label: str = "generating"):
-    """Completions for every request, generating only those not in the cache (each distinct
-    request once). Returns (list, n_from_cache, n_generated)."""
-    settings = config.cache_key()
-    keys = [CompletionCache.generation_key(backend.fingerprint, backend.adapter_hash, m, settings) for m in messages]
-    found = cache.get_completions(keys) if cache else {}
+def _through_cache(keys: list[str], found: dict, compute, label: str):
+    """Values for every key: those in `found`, the rest computed once per distinct key (in
+    first-seen order). Returns (list, new values by key, n_from_cache, n_computed)."""
     n_cached = sum(k in found for k in keys)
     todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
+    new = {}
     if todo:
         with progress(label, len(todo)) as advance:
-            fresh = backend.generate([messages[i] for i in todo], config, progress=advance)
+            fresh = compute(todo, advance)
         new = {keys[i]: c for i, c in zip(todo, fresh)}
-        if cache:
-            cache.put_completions(new)
         found.update(new)
-    return [found[k] for k in keys], n_cached, len(todo)
+    return [found[k] for k in keys], new, n_cached, len(todo)
+
+
+def cached_generate(backend, messages: list, config: GenerationConfig, cache: CompletionCache | None, label: str = "generating",
+                    fresh: set[int] | None = None):
+    """Completions for every request, generating only those not in the cache (each distinct
+    request once). Returns (list, n_from_cache, n_generated); `fresh` collects the indices of
+    the requests generated now."""
+    ident, settings = backend.identity, config.cache_key()
+    keys = [CompletionCache.generation_key(ident, backend.fingerprint, backend.adapter_hash, m, settings) for m in messages]
+    found = cache.get_completions(keys) if cache else {}
+    out, new, n_cached, n_new = _through_cache(
+        keys, found, lambda todo, advance: backend.generate([messages[i] for i in todo], config, progress=advance), label)
+    if cache and new:
+        cache.put_completions(new)
+    if fresh is not None:
+        fresh.update(i for i, k in enumerate(keys) if k in new)
+    return out, n_cached, n_new
 
 
 def cached_loglikelihood(backend, pairs: list, cache: CompletionCache | None, label: str = "scoring choices"):
-    keys = [CompletionCache.loglik_key(backend.fingerprint, backend.adapter_hash, m, c) for m, c in pairs]
+    ident = backend.identity
+    keys = [CompletionCache.loglik_key(ident, backend.fingerprint, backend.adapter_hash, m, c) for m, c in pairs]
     found = cache.get_logliks(keys) if cache else {}
-    n_cached = sum(k in found for k in keys)
-    todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
-    if todo:
-        with progress(label, len(todo)) as advance:
-            fresh = backend.loglikelihood([pairs[i] for i in todo], progress=advance)
-        new = {keys[i]: r for i, r in zip(todo, fresh)}
-        if cache:
-            cache.put_logliks(new)
-        found.update(new)
-    return [found[k] for k in keys], n_cached, len(todo)
+    out, new, n_cached, n_new = _through_cache(
+        keys, found, lambda todo, advance: backend.loglikelihood([pairs[i] for i in todo], progress=advance), label)
+    if cache and new:
+        cache.put_logliks(new)
+    return out, n_cached, n_new
 
 
 def _ranked(suite: Suite, cases: list[Case]) -> list[Case]:
@@ -85,22 +98,58 @@ def sample_cases(suite: Suite, n: int | None) -> Suite:
     return suite
 
 
-def measure_latency(backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, shots: ShotsFn | None) -> dict:
+def measure_latency(backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, shots: ShotsFn | None,
+                    texts: dict[str, str] | None = None) -> dict:
+    """p50/p95/p99 and tokens/s over a fixed sample generated one at a time (never cached);
+    `texts` collects what each sampled case generated alone."""
     sample = latency_sample(suite, cases, n)
     if not sample:
         return {}
-    one = GenerationConfig(max_new_tokens=config.max_new_tokens, batch_size=1)
+    one = dataclasses.replace(config, batch_size=1)
     samples = []
     with progress(f"{suite.name}: latency at batch 1", len(sample)) as advance:
         for case in sample:
             [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
             samples.append({"case_id": case.id, "latency_s": c.latency_s, "completion_tokens": c.completion_tokens, "prompt_tokens": c.prompt_tokens})
+            if texts is not None:
+                texts[case.id] = c.text
             advance(1)
     lat = percentiles([s["latency_s"] for s in samples])
     total_t = sum(s["latency_s"] for s in samples)
     lat["tokens_per_s"] = sum(s["completion_tokens"] for s in samples) / total_t if total_t else None
     lat["samples"] = samples
     return lat
+
+
+def check_batch_invariance(backend, suite: Suite, fresh: list[Case], batched: dict[str, Completion], config: GenerationConfig,
+                           n: int, shots: ShotsFn | None, alone: dict[str, str]) -> dict:
+    """The cache leaves the batch out of its key on the promise that a request's output does not
+    depend on its batch. Check it on this eval: a few seeded cases of those generated just now,
+    generated again alone (batch 1, never cached), must give the same text. `alone` holds the
+    cases already generated alone (the latency sample); more are generated up to `n`."""
+    if not fresh:
+        return {"checked": 0, "why": "every output came from the cache (checked when it was generated)"}
+    ids = {c.id for c in fresh}
+    texts = {k: v for k, v in alone.items() if k in ids}
+    if n <= 0 and not texts:
+        return {"checked": 0, "why": "switched off (invariance_sample: 0)"}
+    extra = [c for c in latency_sample(suite, fresh, len(fresh)) if c.id not in texts][: max(0, n - len(texts))]
+    if extra:
+        one = dataclasses.replace(config, batch_size=1)
+        with progress(f"{suite.name}: batch-invariance check", len(extra)) as advance:
+            for case in extra:
+                [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
+                texts[case.id] = c.text
+                advance(1)
+    differ = sorted(k for k, t in texts.items() if batched[k].text != t)
+    report = {"checked": len(texts), "equal": len(texts) - len(differ), "differ": differ}
+    if differ:
+        ident = backend.identity
+        console().print(f"[bold red]WARNING: {suite.name}: {len(differ)} of {len(texts)} cases gave a different text "
+                        f"generated alone than in their batch ({', '.join(differ[:3])}). {ident['engine']} in "
+                        f"{ident['dtype']} is not batch-invariant here, so cached outputs depend on which cases "
+                        "shared a batch: use --batch-size 1 or --dtype float32 for results you can reproduce.[/bold red]")
+    return report
 
 
 def score_case(suite: Suite, case: Case, output: str | None, messages, logliks_by_check: dict) -> list[dict]:
@@ -138,14 +187,19 @@ def evaluate_suite(
     batch_size: int | None = None,
     latency_n: int | None = None,
     shots: ShotsFn | None = None,
+    invariance_n: int | None = None,
 ) -> SuiteResult:
     """Run one suite on the backend's active model/adapter and return scored results."""
     t0 = time.perf_counter()
-    gen_cfg = GenerationConfig(max_new_tokens=suite.spec.generation.max_new_tokens, batch_size=batch_size)
+    gen = suite.spec.generation
+    gen_cfg = GenerationConfig(max_new_tokens=gen.max_new_tokens, batch_size=batch_size, stop=tuple(gen.stop))
     messages = {c.id: suite.messages(c, shots(c) if shots else None) for c in suite.cases}
     gen_cases = [c for c in suite.cases if suite.needs_generation(c)]
-    completions, n_cached, n_generated = cached_generate(backend, [messages[c.id] for c in gen_cases], gen_cfg, cache, f"{suite.name}: generating")
+    fresh: set[int] = set()
+    completions, n_cached, n_generated = cached_generate(backend, [messages[c.id] for c in gen_cases], gen_cfg, cache,
+                                                         f"{suite.name}: generating", fresh=fresh)
     by_id: dict[str, Completion] = {c.id: comp for c, comp in zip(gen_cases, completions)}
+    t_gen = time.perf_counter()
 
     # log-likelihood checks: every (case, choice) pair in one batched pass
     ll_jobs = [(bc, c) for bc in suite.checks if bc.needs == "loglik" for c in suite.cases if bc.applies(c)]
@@ -158,6 +212,7 @@ def evaluate_suite(
     ll_by_case: dict[str, dict] = {}
     for metric, cid, start, n in spans:
         ll_by_case.setdefault(cid, {})[metric] = lls[start : start + n]
+    t_ll = time.perf_counter()
 
     outputs, rows = [], []
     for c in suite.cases:
@@ -179,7 +234,13 @@ def evaluate_suite(
     gen_s = time.perf_counter() - t0
 
     n_lat = suite.spec.latency_sample if latency_n is None else latency_n
-    latency = measure_latency(backend, suite, gen_cases, gen_cfg, n_lat, shots) if n_lat else {}
+    alone: dict[str, str] = {}
+    t_lat = time.perf_counter()
+    latency = measure_latency(backend, suite, gen_cases, gen_cfg, n_lat, shots, texts=alone) if n_lat else {}
+    t_inv = time.perf_counter()
+    invariance = check_batch_invariance(backend, suite, [gen_cases[i] for i in sorted(fresh)], by_id, gen_cfg,
+                                        INVARIANCE_SAMPLE if invariance_n is None else invariance_n, shots, alone)
+    t_end = time.perf_counter()
     result = SuiteResult(
         suite=suite.name,
         suite_hash=suite.hash,
@@ -191,12 +252,18 @@ def evaluate_suite(
         generation=gen_cfg.cache_key(),
         outputs=outputs,
         rows=rows,
+        identity=backend.identity,
     )
     result.summary = build_summary(result, suite.spec.slices, latency)
     if suite.sampled_from:
         result.summary["sampled"] = {"cases": len(suite.cases), "of": suite.sampled_from}
+    result.summary["batch_invariance"] = invariance
     result.summary["timing"] = {
         "eval_s": round(gen_s, 3),
+        "generate_s": round(t_gen - t0, 3),
+        "loglik_s": round(t_ll - t_gen, 3),
+        "latency_s": round(t_inv - t_lat, 3),
+        "invariance_s": round(t_end - t_inv, 3),
         "generated": n_generated,
         "from_cache": n_cached,
         "logliks_computed": ll_computed,

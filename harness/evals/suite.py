@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import ConfigError
 
@@ -28,6 +28,16 @@ class PromptSpec(BaseModel):
 class GenerationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_new_tokens: int = Field(64, gt=0, le=4096, description="greedy tokens generated per case")
+    stop: list[str] = Field(default_factory=list, max_length=16,
+                            description="generation ends where the output first contains one of these strings "
+                                        "(the text excludes it), e.g. [\"\\n\\n\"]")
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, v: list[str]) -> list[str]:
+        if any(not s for s in v):
+            raise ValueError("a stop string must not be empty")
+        return v
 
 
 class CheckSpec(BaseModel):

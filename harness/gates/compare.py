@@ -1,7 +1,8 @@
 """Paired comparison of two evaluations of the same suites.
 
 Refuses results of different suite versions (hash) or generation settings: their cases are not
-the same questions. For every metric: baseline, candidate, delta, a 95 % interval of the
+the same questions; and results computed differently (engine, dtype, device, library versions):
+their differences would not be the model's. For every metric: baseline, candidate, delta, a 95 % interval of the
 delta, the exact McNemar p-value for pass/fail metrics, the flipped cases, and the same per
 slice value with its n. Latencies are compared as distributions: p50 and p95 ratios with
 bootstrap intervals over the paired latency sample.
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.evals.results import SuiteResult, metric_kind
+from harness.evals.results import LEGACY_IDENTITY, SuiteResult, identity_differences, metric_kind
 from harness.gates.paired import Z95, mcnemar_exact, paired_bootstrap, tango_interval
 
 RESAMPLES = 2000
@@ -110,7 +111,21 @@ def _latency(metric, ids, base, cand, q: str) -> MetricComparison:
                             ci=(rci[0] - 1, rci[1] - 1), ratio=ratio, ratio_ci=rci)
 
 
+def _describe(ident: dict) -> str:
+    libs = ", ".join(f"{k} {ident[k]}" for k in ("torch", "transformers") if ident.get(k))
+    return f"{ident.get('engine')} in {ident.get('dtype')} on {ident.get('device')}" + (f" ({libs})" if libs else "")
+
+
 def check_comparable(base: SuiteResult, cand: SuiteResult) -> None:
+    b, c = base.identity or LEGACY_IDENTITY, cand.identity or LEGACY_IDENTITY
+    differ = identity_differences(b, c)
+    if differ:
+        raise IncomparableResults(
+            f"suite {base.suite!r}: baseline and candidate were computed differently ({', '.join(differ)}): "
+            f"baseline by {_describe(b)}, candidate by {_describe(c)}. Their differences would mix the model's "
+            "change with the numerics' change: evaluate both with the same engine, dtype and device "
+            "(e.g. `harness eval ... --dtype " + str(c.get("dtype", "float32")) + "` for the baseline)"
+        )
     if base.suite_hash != cand.suite_hash:
         raise IncomparableResults(
             f"suite {base.suite!r}: baseline and candidate used different suite versions "
@@ -153,7 +168,7 @@ def compare_suite(base: SuiteResult, cand: SuiteResult):
 def _identity(results: dict[str, SuiteResult]) -> dict:
     any_r = next(iter(results.values()))
     return {"model": any_r.model, "model_fingerprint": any_r.model_fingerprint, "adapter_hash": any_r.adapter_hash,
-            "arm": any_r.arm, "suites": {k: r.suite_hash for k, r in results.items()}}
+            "arm": any_r.arm, "identity": any_r.identity, "suites": {k: r.suite_hash for k, r in results.items()}}
 
 
 def compare(baseline: dict[str, SuiteResult], candidate: dict[str, SuiteResult]) -> Comparison:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from harness.errors import ModelSpecError
+from harness.models.device import DTYPES, placement
 from harness.models.fingerprint import model_fingerprint
 from harness.models.specs import ResolvedModel, resolve
 
-DTYPES = ("float32", "bfloat16", "float16")
+__all__ = ["DTYPES", "describe", "load_base", "load_tokenizer"]
 
 
 def load_tokenizer(path):
@@ -18,15 +19,15 @@ def load_tokenizer(path):
     return tok
 
 
-def load_base(spec: str, dtype: str = "float32"):
-    """(model, tokenizer, resolved, fingerprint) for a spec; the model in eval mode on CPU."""
+def load_base(spec: str, dtype: str = "auto", device: str = "auto"):
+    """(model, tokenizer, resolved, fingerprint) for a spec; the model in eval mode, placed on
+    `device` in `dtype` (`auto`: see `harness.models.device`)."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    if dtype not in DTYPES:
-        raise ModelSpecError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    dtype, device = placement(dtype, device)
     resolved: ResolvedModel = resolve(spec)
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -34,14 +35,16 @@ def load_base(spec: str, dtype: str = "float32"):
         )
     except (OSError, ValueError) as e:
         raise ModelSpecError(f"model {spec!r} at {resolved.path} could not be loaded: {str(e).splitlines()[0]}") from None
+    model.to(device)
     model.eval()
     tokenizer = load_tokenizer(resolved.path)
     return model, tokenizer, resolved, model_fingerprint(resolved.path)
 
 
 def describe(spec: str) -> dict:
-    """What `harness models show` prints: architecture, parameters, dtype, fingerprint, path."""
-    model, tokenizer, resolved, fp = load_base(spec)
+    """What `harness models show` prints: architecture, parameters, the dtype and device `auto`
+    picks here, fingerprint, path."""
+    model, tokenizer, resolved, fp = load_base(spec, dtype="float32", device="cpu")
     cfg = model.config
     return {
         "spec": spec,
@@ -51,7 +54,8 @@ def describe(spec: str) -> dict:
         "layers": cfg.num_hidden_layers,
         "hidden_size": cfg.hidden_size,
         "vocab_size": cfg.vocab_size,
-        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "dtype": placement()[0],  # what `auto` runs it in on this machine
+        "device": placement()[1],
         "context_length": getattr(cfg, "max_position_embeddings", None),
         "chat_template": bool(tokenizer.chat_template),
         "fingerprint": fp,

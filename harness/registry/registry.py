@@ -318,16 +318,19 @@ class Registry(ChannelOps):
 
     # ---- evals and gates -------------------------------------------------------------------
     def record_eval(self, run_id: str, *, role: str, suite: str, suite_hash: str, metrics: dict, results_path: str,
-                    results_hash: str, model_fingerprint: str, adapter_hash: str | None) -> int:
-        """Record one suite's summary for one arm (baseline, candidate, ...) of a run; return its id."""
+                    results_hash: str, model_fingerprint: str, adapter_hash: str | None, identity: dict | None = None) -> int:
+        """Record one suite's summary for one arm (baseline, candidate, ...) of a run, with what
+        computed it (`identity`: engine, dtype, device); return its id."""
         if not role or not suite:
             raise RegistryError("record_eval needs the arm's role (baseline, candidate, ...) and the suite name")
+        identity = identity or {}
         with self._write():
             self._run_row(run_id)
             return self.db["evals"].insert({
                 "run_id": run_id, "role": role, "suite": suite, "suite_hash": suite_hash, "metrics": dumps(metrics),
                 "results_path": str(results_path), "results_hash": results_hash, "model_fingerprint": model_fingerprint,
                 "adapter_hash": adapter_hash, "created": now(),
+                "engine": identity.get("engine"), "dtype": identity.get("dtype"), "device": identity.get("device"),
             }).last_pk
 
     def record_gate(self, run_id: str, decision: dict, passed: bool) -> int:

@@ -186,7 +186,14 @@ def _v3_votes(db: Database) -> None:
     db["votes"].create_index(["run_id", "suite", "case_id", "reviewer"], unique=True)
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_append_only_and_indexes, _v3_votes]
+def _v4_eval_identity(db: Database) -> None:
+    """What computed each eval's outputs: engine, dtype and device (older rows: NULL, which was
+    transformers' generate() in float32 on the CPU)."""
+    for col in ("engine", "dtype", "device"):
+        db["evals"].add_column(col, str)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_append_only_and_indexes, _v3_votes, _v4_eval_identity]
 
 
 def schema_version(db: Database) -> int:

@@ -200,6 +200,8 @@ def train(
         "train_time_s": round(train_time, 3),
         "wall_time_s": round(time.perf_counter() - t0, 3),
         "device": str(trainer.args.device),
+        "dtype": cfg.dtype,
+        "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
         "smoke_test": result.smoke,
         "artifact_hash": model_fingerprint(final) if cfg.method == "full" else adapter_fingerprint(final),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

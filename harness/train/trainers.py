@@ -2,7 +2,7 @@
 config, then one plain function per family (`sft_trainer`, `dpo_trainer`).
 
 trl 1.x defaults to bf16 and gradient checkpointing; both are set explicitly here from the config
-so CPU runs work and results match across machines. DPO trains a LoRA adapter and takes the
+(`precision`: bf16 autocast where the hardware runs it fast, `gradient_checkpointing`). DPO trains a LoRA adapter and takes the
 adapter-disabled base as its reference (`ref_model=None`): no second copy of the model.
 """
 
@@ -114,6 +114,10 @@ def training_args(cfg: TrainConfig, cls, sampling: str | None = None, **extra):
     """The trl config (SFTConfig / DPOConfig) every family shares, from the harness config."""
     import torch
 
+    from harness.models.device import training_precision
+
+    precision = training_precision(cfg.precision)
+
     has_eval = cfg.validation_data is not None
     return cls(
         output_dir=str(cfg.output_dir),
@@ -135,8 +139,8 @@ def training_args(cfg: TrainConfig, cls, sampling: str | None = None, **extra):
         eval_steps=cfg.eval_steps or NEVER,
         eval_on_start=has_eval,
         use_cpu=not torch.cuda.is_available(),
-        bf16=False,
-        fp16=False,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         gradient_checkpointing=cfg.gradient_checkpointing,
         report_to=[],
         disable_tqdm=True,

@@ -132,3 +132,54 @@ def test_max_cases_evaluates_a_fixed_paired_sample(tiny_backend, tmp_path, home)
     assert set(ids) < {o["case_id"] for o in c["mini"].outputs}
     d, _ = run_eval([MINI], "tiny", out=tmp_path / "d", backend=tiny_backend, latency_n=0, max_cases=100)
     assert len(d["mini"].outputs) == len(full.cases) and "sampled" not in d["mini"].summary
+
+
+def test_fp32_and_bf16_outputs_never_share_a_cache_entry(tiny_model_dir, tmp_path, home):
+    from harness.models import HFBackend
+
+    fp32 = HFBackend.from_spec(str(tiny_model_dir), dtype="float32")
+    bf16 = HFBackend.from_spec(str(tiny_model_dir), dtype="bfloat16")
+    a, out_a = run_eval([MINI], "tiny", backend=fp32, latency_n=0)
+    b, out_b = run_eval([MINI], "tiny", backend=bf16, latency_n=0)
+    again, _ = run_eval([MINI], "tiny", backend=fp32, latency_n=0)
+    assert b["mini"].summary["timing"]["generated"] == 12 and b["mini"].summary["timing"]["logliks_computed"] == 24
+    assert again["mini"].summary["timing"]["from_cache"] == 12
+    assert a["mini"].identity["dtype"] == "float32" and b["mini"].identity["dtype"] == "bfloat16"
+    assert load_results(out_b)["mini"].summary["identity"] == b["mini"].identity
+    assert out_a != out_b and "float32" in out_a.name and "bfloat16" in out_b.name  # side by side, never over each other
+    keys = {CompletionCache.generation_key(be.identity, be.fingerprint, None, [{"role": "user", "content": "x"}], {})
+            for be in (fp32, bf16)}
+    assert len(keys) == 2
+
+
+def test_each_eval_checks_batch_invariance_on_fresh_outputs(tiny_backend, tmp_path, home):
+    r, _ = run_eval([MINI], "tiny", out=tmp_path / "a", backend=tiny_backend, latency_n=0)
+    inv = r["mini"].summary["batch_invariance"]
+    assert inv == {"checked": 2, "equal": 2, "differ": []}
+    # the latency sample was generated alone anyway: it is checked too, at no extra cost
+    r, _ = run_eval([MINI], "tiny", out=tmp_path / "b", backend=tiny_backend, latency_n=3, use_cache=False)
+    assert r["mini"].summary["batch_invariance"]["checked"] == 3
+    # outputs served from the cache were checked when they were generated
+    r, _ = run_eval([MINI], "tiny", out=tmp_path / "c", backend=tiny_backend, latency_n=0)
+    assert r["mini"].summary["batch_invariance"]["checked"] == 0 and "cache" in r["mini"].summary["batch_invariance"]["why"]
+
+
+def test_an_output_that_changes_alone_is_reported_loudly(tiny_backend, tmp_path, home, capsys):
+    """A backend whose batch-1 text differs (as generate() in bf16 can): the check must say so."""
+    import dataclasses
+
+    from harness.models import HFBackend
+
+    class BatchSensitive(HFBackend):
+        def generate(self, requests, config, progress=None):
+            out = super().generate(requests, config, progress)
+            if config.batch_size == 1:
+                out = [dataclasses.replace(c, text=c.text + " (alone)") for c in out]
+            return out
+
+    sensitive = BatchSensitive(**{f.name: getattr(tiny_backend, f.name) for f in dataclasses.fields(HFBackend)})
+    r, _ = run_eval([MINI], "tiny", out=tmp_path / "a", backend=sensitive, latency_n=0, use_cache=False)
+    inv = r["mini"].summary["batch_invariance"]
+    assert inv["checked"] == 2 and inv["equal"] == 0 and len(inv["differ"]) == 2
+    err = capsys.readouterr()
+    assert "WARNING" in err.out + err.err and "not batch-invariant" in err.out + err.err

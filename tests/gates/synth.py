@@ -6,7 +6,7 @@ from harness.evals.results import SuiteResult, build_summary
 
 
 def make_result(suite: str, passes: dict[str, list[int]], *, slices=None, tokens=None, latency=None,
-                suite_hash="h1", generation=None, adapter=None) -> SuiteResult:
+                suite_hash="h1", generation=None, adapter=None, identity=None) -> SuiteResult:
     n = len(next(iter(passes.values())))
     ids = [f"c{i:04d}" for i in range(n)]
     slices = slices or [{"difficulty": "hard" if i % 4 == 0 else "easy"} for i in range(n)]
@@ -16,7 +16,7 @@ def make_result(suite: str, passes: dict[str, list[int]], *, slices=None, tokens
              "fields": {}, "slices": slices[i]} for m, v in passes.items() for i in range(n)]
     r = SuiteResult(suite=suite, suite_hash=suite_hash, suite_version="1", model="m", model_fingerprint="f" * 64,
                     adapter_hash=adapter, arm="base", generation=generation or {"max_new_tokens": 8, "decoding": "greedy"},
-                    outputs=outputs, rows=rows)
+                    outputs=outputs, rows=rows, identity=identity or {})
     lat = None
     if latency:
         samples = [{"case_id": ids[i], "latency_s": latency[i], "completion_tokens": 10} for i in range(len(latency))]

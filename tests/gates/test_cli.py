@@ -25,6 +25,9 @@ def results(tiny_model_dir, tmp_path_factory):
     run_eval([MINI], "tiny", out=root / "same", backend=backend, use_cache=False)
     adapter = make_adapter(tiny_model_dir, root / "lora", "lora")
     run_eval([MINI], "tiny", adapter=adapter, out=root / "cand", backend=backend, use_cache=False)
+    other = "float32" if backend.dtype != "float32" else "bfloat16"
+    run_eval([MINI], "tiny", out=root / "other-dtype", backend=HFBackend.from_spec(str(tiny_model_dir), dtype=other),
+             use_cache=False)
     return root
 
 
@@ -66,3 +69,14 @@ def test_default_policy_on_partial_results_fails_on_required_suites(results):
     p = harness("gate", "--baseline", str(results / "base"), "--candidate", str(results / "same"))
     # the default policy requires the three shipped suites: only `mini` is here
     assert p.returncode == 1 and "required" in p.stdout
+
+
+def test_gate_refuses_results_of_another_dtype_cleanly(results, tmp_path):
+    """The same model in fp32 and bf16 is two different runs: the gate will not mix them."""
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("name: ok\nrules:\n  - metric: mini/mc\n    max_drop: 0.9\n")
+    p = harness("gate", "--baseline", str(results / "other-dtype"), "--candidate", str(results / "same"), "--policy", str(ok))
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "computed differently (dtype)" in p.stderr and "--dtype" in p.stderr and "Traceback" not in p.stderr
+    p = harness("compare", str(results / "base"), str(results / "other-dtype"))
+    assert p.returncode == 2 and "computed differently" in p.stderr

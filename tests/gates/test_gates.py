@@ -96,6 +96,25 @@ def test_refuses_different_suite_versions_or_settings():
         compare({"s": a}, {"s": make_result("s", {"ok": [1, 0, 1]}, generation={"max_new_tokens": 9, "decoding": "greedy"})})
 
 
+BF16 = {"engine": "harness-grouped/1", "dtype": "bfloat16", "device": "cpu", "torch": "2.13.0", "transformers": "5.24.0"}
+
+
+def test_refuses_results_computed_in_different_dtypes_or_engines():
+    ok = {"ok": [1, 0, 1]}
+    base = make_result("s", ok, identity=BF16)
+    with pytest.raises(IncomparableResults, match=r"computed differently \(dtype\).*bfloat16.*float32"):
+        compare({"s": base}, {"s": make_result("s", ok, identity={**BF16, "dtype": "float32"})})
+    with pytest.raises(IncomparableResults, match=r"\(engine\).*transformers-generate"):
+        compare({"s": base}, {"s": make_result("s", ok, identity={**BF16, "engine": "transformers-generate"})})
+    with pytest.raises(IncomparableResults, match=r"\(device, torch\)"):
+        compare({"s": base}, {"s": make_result("s", ok, identity={**BF16, "device": "cuda", "torch": "2.14.1"})})
+    # results written before identities were recorded ran in fp32 through generate()
+    with pytest.raises(IncomparableResults, match="dtype"):
+        compare({"s": make_result("s", ok)}, {"s": base})
+    assert compare({"s": make_result("s", ok)}, {"s": make_result("s", ok)}).metrics["s/ok"].delta == 0
+    assert compare({"s": base}, {"s": make_result("s", ok, identity=dict(BF16))}).candidate["identity"] == BF16
+
+
 def _pair(n, base_rate, cand_rate, seed=0, **kw):
     rng = np.random.default_rng(seed)
     x = (rng.random(n) < base_rate).astype(int)

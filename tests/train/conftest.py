@@ -38,6 +38,7 @@ def tiny_cfg(tiny_model_dir, tmp_path):
             "save_steps": 2,
             "max_length": 64,
             "num_virtual_tokens": 4,
+            "precision": "fp32",  # exact comparisons; the bf16 path has its own tests
         }
         cfg.update(over)
         return cfg

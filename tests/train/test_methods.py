@@ -34,7 +34,7 @@ def reloaded_logits(result, cfg, ids):
 
     with torch.no_grad():
         if result.method == "full":
-            backend = HFBackend.from_spec(str(result.output_dir))
+            backend = HFBackend.from_spec(str(result.output_dir), dtype="float32")
             return backend.model(input_ids=ids).logits.float()
         if result.method == "qlora":
             from peft import PeftModel
@@ -48,7 +48,7 @@ def reloaded_logits(result, cfg, ids):
                 if "lora_" in name:
                     p.data = p.data.to(torch.bfloat16)
             return model(input_ids=ids).logits.float()
-        backend = HFBackend.from_spec(cfg["base_model"])
+        backend = HFBackend.from_spec(cfg["base_model"], dtype="float32")  # the weights as trained (fp32)
         backend.load_adapter(result.output_dir)
         return backend.model(input_ids=ids).logits[:, -ids.shape[1]:].float()
 

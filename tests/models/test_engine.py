@@ -1,0 +1,183 @@
+"""The batch-invariant engine on the tiny model: a request's output is the same bitwise whatever
+shares its batch (bf16 included), fp32 agrees with transformers' generate(), log-likelihoods
+agree with the whole-sequence path while each context runs once, stop strings, fallback."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.models import GenerationConfig, HFBackend
+from harness.models.engine import Engine, _greedy, _linear_in_blocks, supports
+
+SYSTEM = {"role": "system", "content": "You are terse. Answer in one short line."}
+REQS = [
+    [SYSTEM, {"role": "user", "content": "What is the capital of France?"}],
+    [SYSTEM, {"role": "user", "content": "Write a haiku about rain falling on a quiet city at night, please."}],
+    [{"role": "user", "content": "Hi"}],
+    [SYSTEM, {"role": "user", "content": "Name three colors."}],
+    [{"role": "user", "content": "Explain, in some detail, how a bicycle gear works and why it helps going uphill."}],
+    [SYSTEM, {"role": "user", "content": "2+2?"}],
+    [{"role": "user", "content": "Translate 'good morning' into Spanish and French."}],
+    [SYSTEM, {"role": "user", "content": "Give one tip for clean code."}],
+]
+
+
+def texts(cs):
+    return [c.text for c in cs]
+
+
+@pytest.fixture(scope="module")
+def bf16(tiny_model_dir):
+    return HFBackend.from_spec(str(tiny_model_dir), dtype="bfloat16")
+
+
+@pytest.fixture(scope="module")
+def fp32(tiny_model_dir):
+    return HFBackend.from_spec(str(tiny_model_dir), dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def fp32_generate(tiny_model_dir):
+    return HFBackend.from_spec(str(tiny_model_dir), dtype="float32", engine="generate")
+
+
+def test_the_engine_runs_the_tiny_llama(bf16, fp32_generate):
+    assert supports(bf16.model) is None
+    assert bf16.identity["engine"].startswith("harness-grouped/") and bf16.identity["dtype"] == "bfloat16"
+    assert fp32_generate.identity["engine"] == "transformers-generate"
+
+
+def test_bf16_rows_do_not_depend_on_their_batch(bf16):
+    cfg = GenerationConfig(max_new_tokens=12)
+    together = texts(bf16.generate(REQS, cfg))
+    alone = [bf16.generate([r], cfg)[0].text for r in REQS]
+    odd, even = texts(bf16.generate(REQS[1::2], cfg)), texts(bf16.generate(REQS[0::2], cfg))
+    halves = [even[i // 2] if i % 2 == 0 else odd[i // 2] for i in range(len(REQS))]
+    in_waves = texts(bf16.generate(REQS, GenerationConfig(max_new_tokens=12, batch_size=3)))
+    assert together == alone == halves == in_waves
+    assert len(set(together)) > 3  # the prompts give different outputs: the comparison can fail
+
+
+def test_fp32_engine_agrees_with_transformers_generate(fp32, fp32_generate):
+    cfg = GenerationConfig(max_new_tokens=12)
+    engine, hf = fp32.generate(REQS, cfg), fp32_generate.generate(REQS, cfg)
+    assert texts(engine) == texts(hf)
+    assert [c.completion_tokens for c in engine] == [c.completion_tokens for c in hf]
+    assert [c.finish_reason for c in engine] == [c.finish_reason for c in hf]
+
+
+def test_lora_rows_do_not_depend_on_their_batch_and_disabling_restores(tiny_model_dir, tmp_path):
+    from tests.conftest import make_adapter
+
+    backend = HFBackend.from_spec(str(tiny_model_dir), dtype="bfloat16")
+    cfg = GenerationConfig(max_new_tokens=10)
+    base = texts(backend.generate(REQS, cfg))
+    backend.load_adapter(make_adapter(tiny_model_dir, tmp_path / "lora", "lora"))
+    tuned = texts(backend.generate(REQS, cfg))
+    assert tuned != base
+    assert [backend.generate([r], cfg)[0].text for r in REQS] == tuned
+    backend.set_adapter(None)
+    assert texts(backend.generate(REQS, cfg)) == base
+
+
+def test_the_shared_prefix_is_the_chat_template_head(fp32):
+    ids = [fp32.encode(m) for m in REQS[:2]]
+    p = [fp32.prefix_length(m, e) for m, e in zip(REQS[:2], ids)]
+    assert p[0] == p[1] > 0 and ids[0][: p[0]] == ids[1][: p[1]]
+    head = fp32.tokenizer.decode(ids[0][: p[0]])
+    assert SYSTEM["content"] in head and "capital" not in head
+    assert fp32.prefix_length([{"role": "user", "content": ""}], [1, 2, 3]) == 0
+
+
+def test_loglikelihood_equals_whole_sequences_and_runs_each_context_once(fp32, fp32_generate):
+    q = [SYSTEM, {"role": "user", "content": "Where would you keep ice cream so it stays frozen?"}]
+    pairs = [(q, c) for c in ("In the freezer.", "In the oven.", "On a bookshelf, next to the old atlas.", " A")]
+    pairs += [([{"role": "user", "content": p}], c) for p in ("Hi", "Is 17 prime?") for c in ("Yes.", " no", "Maybe, I think.")]
+    calls = []
+    eng = fp32._grouped()
+    real = eng._prefill
+
+    def counting(g, seqs, region, pad_id, keep_all=False):
+        calls.append(len(seqs))
+        return real(g, seqs, region, pad_id, keep_all)
+
+    eng._prefill = counting
+    try:
+        got = fp32.loglikelihood(pairs)
+    finally:
+        eng._prefill = real
+    want = fp32_generate.loglikelihood(pairs)
+    assert [r.logprob for r in got] == pytest.approx([r.logprob for r in want], abs=1e-4)
+    assert [r.is_greedy for r in got] == [r.is_greedy for r in want]
+    assert [r.n_tokens for r in got] == [r.n_tokens for r in want]
+    # stage one: the three distinct contexts; then continuation tokens after the first
+    assert sum(calls[:1]) <= 3 and sum(calls) < 2 * len(pairs)
+
+
+def test_bf16_loglikelihood_does_not_depend_on_its_batch(bf16):
+    q = [SYSTEM, {"role": "user", "content": "Pick one."}]
+    pairs = [(q, c) for c in ("red", "green apples", "a blue whale")] + [([{"role": "user", "content": "Hi"}], "Hello there")]
+    together = [r.logprob for r in bf16.loglikelihood(pairs)]
+    alone = [bf16.loglikelihood([p])[0].logprob for p in pairs]
+    assert together == alone
+
+
+@pytest.mark.parametrize("which", ["fp32", "fp32_generate"])
+def test_stop_strings_end_generation_and_are_left_out(which, request):
+    backend = request.getfixturevalue(which)
+    full = backend.generate(REQS, GenerationConfig(max_new_tokens=16))
+    long = next(c for c in full if len(c.text) > 12)
+    stop = long.text[6:9]
+    cut = backend.generate(REQS, GenerationConfig(max_new_tokens=16, stop=(stop,)))
+    for f, c in zip(full, cut):
+        want = f.text[: f.text.find(stop)] if stop in f.text else f.text
+        assert c.text == want
+        assert c.completion_tokens <= f.completion_tokens
+        if stop in f.text:
+            assert c.finish_reason == "stop" and c.completion_tokens < f.completion_tokens or f.text.endswith(stop)
+    assert GenerationConfig(stop=(stop,)).cache_key() != GenerationConfig().cache_key()
+
+
+@torch.no_grad()
+def test_linear_blocks_equal_linear_and_rows_are_independent_in_bf16():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(96, 40)
+    x = torch.randn(300, 96)
+    got = _linear_in_blocks(lin, [64, False], {}, x)
+    torch.testing.assert_close(got, torch.nn.functional.linear(x, lin.weight, lin.bias), atol=1e-5, rtol=1e-5)
+    lin = lin.to(torch.bfloat16)
+    xb = x.to(torch.bfloat16)
+    ref = torch.stack([_linear_in_blocks(lin, [64, False], {}, xb[i:i + 1])[0] for i in range(70)])
+    for m in (2, 63, 64, 65, 300):
+        assert torch.equal(_linear_in_blocks(lin, [64, False], {}, xb[:m])[: min(m, 70)], ref[: min(m, 70)]), m
+
+
+def test_greedy_takes_the_first_maximum_like_argmax():
+    torch.manual_seed(0)
+    x = (torch.randn(40, 5000) * 2).round().to(torch.bfloat16)  # many ties
+    for n in (1, 7, 40):
+        assert torch.equal(_greedy(x[:n]), x[:n].float().argmax(-1))
+
+
+def test_a_model_the_engine_does_not_know_falls_back_to_generate(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from harness.models import load_tokenizer, resolve
+
+    tok = load_tokenizer(resolve("smollm2-135m-instruct").path)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=1, n_head=2,
+                                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
+    model.save_pretrained(tmp_path / "gpt2", safe_serialization=True)
+    tok.save_pretrained(tmp_path / "gpt2")
+    backend = HFBackend.from_spec(str(tmp_path / "gpt2"), dtype="float32")
+    assert "gpt2" in supports(backend.model)
+    assert backend.identity["engine"] == "transformers-generate"
+    [c] = backend.generate([REQS[0]], GenerationConfig(max_new_tokens=4))
+    assert c.completion_tokens >= 1
+
+
+def test_engine_name_carries_the_settings_that_change_rounding(fp32):
+    a, b = Engine(fp32.model, decode_rows=64), Engine(fp32.model, decode_rows=32)
+    assert a.name != b.name and "64" in a.name
