@@ -1,23 +1,41 @@
-"""Generation throughput on the real model: naive per-request loop vs the backend's batched path.
+"""Evaluation speed on the real model: today's fp32 path against the new default, side by side.
 
-Prints useful (non-pad) tokens/s for each, their ratio, and the machine's measured fp32 GEMM
-GFLOP/s with the tokens/s ceiling it implies (2 x parameters FLOPs per token), so the fraction
-of the ceiling reached is visible. Both paths run in this one process, side by side.
+Four measurements, all in this one process:
 
-    python bench/generation.py [--n 64] [--max-new-tokens 32] [--batch-size 32]
+1. The machine: 2048^3 matrix products in fp32 and bf16 (GFLOP/s).
+2. The shipped suites (all 555 cases, base model, nothing cached, no latency pass): the fp32
+   path of before (transformers' generate(), batches of up to 32 planned by cost) against the
+   default (`auto`: bf16 where the CPU has AMX/AVX512-BF16, through the batch-invariant
+   engine). Eval seconds per suite and the ratio. Target: the default under 90 s in all.
+3. Decode steps at batch 32, 64 and 128 on short chat prompts: milliseconds per step (from
+   generate() timed at 1 and at 33 new tokens, so every overhead counts), against the bf16 step
+   limit 2 x parameters x batch / the measured bf16 GEMM rate. Target: >= 40 % of the limit.
+4. Multiple choice (the general suite's 64 four-way questions, 256 log-likelihoods): requests/s
+   of the default against lm-evaluation-harness's HFLM on the same questions, at its best of
+   fp32/bf16 x batch 16/64. With lm_eval importable that is lm-eval itself (e.g.
+   `pip install --no-deps --target /tmp/lmeval lm_eval==0.4.13` and PYTHONPATH=/tmp/lmeval);
+   otherwise a re-implementation of its batching, said so in the output. Target: >= 2x.
+
+    python bench/generation.py                 # everything (~10 min on 2 cores)
+    python bench/generation.py --skip-suites   # decode and multiple choice only
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
+REPO = Path(__file__).resolve().parents[1]
+SUITES = [REPO / "suites" / n for n in ("ticket_triage", "safety", "general")]
 
-def gemm_gflops(n: int = 2048, reps: int = 5, dtype=torch.float32) -> float:
+
+def gemm_gflops(dtype, n: int = 2048, reps: int = 8) -> float:
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b  # warm-up
+    a @ b
     t0 = time.perf_counter()
     for _ in range(reps):
         a @ b
@@ -26,69 +44,179 @@ def gemm_gflops(n: int = 2048, reps: int = 5, dtype=torch.float32) -> float:
 
 def prompts(n: int) -> list[list[dict]]:
     topics = ["rain", "the sea", "a city at night", "coffee", "mountains", "a library", "trains", "autumn"]
-    asks = [
-        "Write two sentences about {t}.",
-        "Give three facts about {t}.",
-        "Describe {t} to a child.",
-        "What is a good title for a story about {t}?",
-        "Summarise why people like {t} in one line.",
-        "Write a short product description inspired by {t}.",
-        "List two questions a student might ask about {t}.",
-        "Compose a haiku about {t}.",
-    ]
-    out = []
-    for i in range(n):
-        out.append([{"role": "user", "content": asks[i % len(asks)].format(t=topics[(i // len(asks)) % len(topics)])}])
+    asks = ["Write two sentences about {t}.", "Give three facts about {t}.", "Describe {t} to a child.",
+            "What is a good title for a story about {t}?", "Summarise why people like {t} in one line.",
+            "Write a short product description inspired by {t}.", "List two questions a student might ask about {t}.",
+            "Compose a haiku about {t}."]
+    return [[{"role": "user", "content": asks[i % len(asks)].format(t=topics[(i // len(asks)) % len(topics)])}] for i in range(n)]
+
+
+def suites_side_by_side(old, new, max_cases) -> None:
+    from harness.evals import run_eval
+
+    print(f"\n== the shipped suites, base model, nothing cached ({'all cases' if not max_cases else f'{max_cases} per suite'})")
+    rows, tot = [], {"old": 0.0, "new": 0.0}
+    for suite in SUITES:
+        secs = {}
+        for name, be in (("old", old), ("new", new)):
+            res, _ = run_eval([suite], "smollm2-135m-instruct", backend=be, use_cache=False, latency_n=0, invariance_n=0,
+                              max_cases=max_cases, out=Path(f"/tmp/harness-bench-{name}"))
+            r = next(iter(res.values()))
+            secs[name] = r.summary["timing"]["eval_s"]
+            n_cases = len(r.outputs)
+            tot[name] += secs[name]
+            print(f"  {r.suite:<14} {name}: {secs[name]:7.1f} s", file=sys.stderr)
+        rows.append((suite.name, n_cases, secs["old"], secs["new"]))
+    print(f"{'suite':<16}{'cases':>6}{'fp32 generate()':>17}{'default':>10}{'ratio':>8}")
+    for name, n, a, b in rows:
+        print(f"{name:<16}{n:>6}{a:>15.1f} s{b:>8.1f} s{a / b:>7.2f}x")
+    n_all = sum(r[1] for r in rows)
+    print(f"{'all':<16}{n_all:>6}{tot['old']:>15.1f} s{tot['new']:>8.1f} s{tot['old'] / tot['new']:>7.2f}x"
+          f"   target: default <= 90 s -> {'met' if tot['new'] <= 90 else 'NOT met'}")
+
+
+def decode_steps(new, old, bf16_rate: float) -> None:
+    from harness.models import GenerationConfig
+
+    params = sum(p.numel() for p in new.model.parameters())
+    print(f"\n== decode steps, short chat prompts ({params / 1e6:.0f} M parameters; bf16 limit = 2 x params x batch / "
+          f"{bf16_rate:.0f} GFLOP/s)")
+    print(f"{'path':<30}{'batch':>6}{'ms/step':>9}{'tokens/s':>10}{'limit ms':>10}{'of limit':>10}")
+
+    def step_ms(be, batch: int) -> float:
+        reqs = prompts(batch)
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            be.generate(reqs, GenerationConfig(max_new_tokens=1, batch_size=batch))
+            t1 = time.perf_counter()
+            out = be.generate(reqs, GenerationConfig(max_new_tokens=33, batch_size=batch))
+            t2 = time.perf_counter()
+            steps = max(c.completion_tokens for c in out) - 1
+            times.append(((t2 - t1) - (t1 - t0)) / max(steps, 1) * 1000)
+        return min(times)
+
+    for label, be, batches in ((f"default ({new.dtype})", new, (32, 64, 128)), ("fp32 generate()", old, (32,))):
+        # no row may stop early: every step of the batch is the batch's
+        saved = be._stop_ids
+        be._stop_ids = lambda: {-1}
+        try:
+            for b in batches:
+                ms = step_ms(be, b)
+                limit = 2 * params * b / (bf16_rate * 1e9) * 1000
+                print(f"{label:<30}{b:>6}{ms:>9.1f}{b / ms * 1000:>10.0f}{limit:>10.1f}{100 * limit / ms:>9.0f}%")
+        finally:
+            be._stop_ids = saved
+    print("  target: >= 40 % of the limit at batch >= 32")
+
+
+def mc_questions():
+    from harness.evals import load_suites
+
+    [suite] = load_suites([REPO / "suites" / "general"])
+    bc = next(b for b in suite.checks if b.needs == "loglik")
+    pairs = []
+    for c in suite.cases:
+        if bc.applies(c):
+            msgs = suite.messages(c)
+            pairs += [(msgs, cont) for cont in bc.fn.continuations(c)]
+    return pairs
+
+
+def lmeval_style(model, tok, render, pairs, batch_size: int) -> list[float]:
+    """lm-evaluation-harness 0.4's HFLM._loglikelihood_tokens, re-implemented: context and
+    continuation encoded as one string, requests sorted longest first, requests whose context +
+    continuation[:-1] are the same share one pass, batches right-padded, log-softmax over the
+    whole batch."""
+    import torch.nn.functional as F
+
+    reqs = []
+    for msgs, cont in pairs:
+        ctx = render(msgs)
+        whole = tok(ctx + cont, add_special_tokens=False)["input_ids"]
+        ctx_enc = tok(ctx, add_special_tokens=False)["input_ids"]
+        reqs.append((ctx_enc, whole[len(ctx_enc):]))
+    groups: dict[tuple, list[int]] = {}
+    for i, (c, k) in enumerate(reqs):
+        groups.setdefault(tuple(c + k[:-1]), []).append(i)
+    order = sorted(groups, key=lambda g: (-len(g) - 1, g))
+    out = [0.0] * len(reqs)
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            batch = order[s:s + batch_size]
+            inps = [list(g) for g in batch]  # (context + continuation)[:-1]
+            width = max(len(x) for x in inps)
+            ids = torch.full((len(inps), width), tok.pad_token_id or 0)
+            for r, x in enumerate(inps):
+                ids[r, :len(x)] = torch.tensor(x)
+            logp = F.log_softmax(model(ids).logits.float(), dim=-1)
+            for r, g in enumerate(batch):
+                for i in groups[g]:
+                    c, k = reqs[i]
+                    lp = logp[r, len(c) - 1:len(c) - 1 + len(k)]
+                    out[i] = float(lp.gather(1, torch.tensor(k)[:, None]).sum())
     return out
+
+
+def lmeval_real(model, tok, render, pairs, batch_size: int) -> list[float]:
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, device="cpu")
+    reqs = [Instance("loglikelihood", {}, (render(m), c), i) for i, (m, c) in enumerate(pairs)]
+    return [lp for lp, _ in lm.loglikelihood(reqs, disable_tqdm=True)]
+
+
+def multiple_choice(new) -> None:
+    from harness.models import HFBackend
+
+    pairs = mc_questions()
+    try:
+        import lm_eval  # noqa: F401
+
+        runner, who = lmeval_real, f"lm-evaluation-harness {__import__('importlib.metadata').metadata.version('lm_eval')} HFLM"
+    except ImportError:
+        runner, who = lmeval_style, "lm-eval's HFLM batching re-implemented (lm_eval not importable)"
+    print(f"\n== multiple choice: {len(pairs)} log-likelihoods ({len(pairs) // 4} four-way questions), against {who}")
+    print(f"{'path':<44}{'seconds':>9}{'requests/s':>12}")
+    t0 = time.perf_counter()
+    ours = [r.logprob for r in new.loglikelihood(pairs)]
+    ours_s = time.perf_counter() - t0
+    print(f"{f'default ({new.dtype}, engine)':<44}{ours_s:>9.1f}{len(pairs) / ours_s:>12.1f}")
+    best = None
+    for dtype in ("float32", "bfloat16"):
+        be = HFBackend.from_spec("smollm2-135m-instruct", dtype=dtype, engine="generate")
+        for bs in (16, 64):
+            t0 = time.perf_counter()
+            theirs = runner(be.model, be.tokenizer, be.render, pairs, bs)
+            s = time.perf_counter() - t0
+            agree = sum(max(range(4), key=lambda j: ours[q + j]) == max(range(4), key=lambda j: theirs[q + j])
+                        for q in range(0, len(pairs), 4))
+            print(f"{f'lm-eval, {dtype}, batch {bs}':<44}{s:>9.1f}{len(pairs) / s:>12.1f}   same choice on {agree}/{len(pairs) // 4}")
+            best = s if best is None else min(best, s)
+    print(f"ratio default / lm-eval's best: {best / ours_s:.2f}x   target >= 2x -> {'met' if best / ours_s >= 2 else 'NOT met'}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--n", type=int, default=64, help="number of chat prompts")
-    ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--skip-suites", action="store_true", help="leave out the full-suite comparison (the long part)")
+    ap.add_argument("--max-cases", type=int, help="a fixed sample of N cases per suite instead of all of them")
     args = ap.parse_args()
 
-    from harness.models import GenerationConfig, HFBackend
+    from transformers.utils import logging as hf_logging
 
-    backend = HFBackend.from_spec(args.model)
-    model, tok = backend.model, backend.tokenizer
-    reqs = prompts(args.n)
-    params = sum(p.numel() for p in model.parameters())
+    from harness.models import HFBackend
 
-    # naive: what a plain script does: one generate() call per request
-    t0 = time.perf_counter()
-    naive_tokens = 0
-    naive_texts = []
-    with torch.inference_mode():
-        for r in reqs:
-            ids = tok(backend.render(r), return_tensors="pt", add_special_tokens=False)
-            out = model.generate(**ids, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=backend.pad_id)
-            new = out[0, ids["input_ids"].shape[1]:].tolist()
-            new = new[: new.index(tok.eos_token_id)] if tok.eos_token_id in new else new
-            naive_tokens += len(new)
-            naive_texts.append(tok.decode(new, skip_special_tokens=True))
-    naive_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    comps = backend.generate(reqs, GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size))
-    batched_s = time.perf_counter() - t0
-    batched_tokens = sum(c.completion_tokens for c in comps)
-    same = sum(a == c.text for a, c in zip(naive_texts, comps))
-
-    gflops = gemm_gflops()
-    ceiling = gflops * 1e9 / (2 * params)
-    naive_tps, batched_tps = naive_tokens / naive_s, batched_tokens / batched_s
-    print(f"model {args.model}: {params / 1e6:.1f} M parameters, fp32, {torch.get_num_threads()} threads")
-    print(f"{args.n} chat prompts x <= {args.max_new_tokens} greedy tokens\n")
-    print(f"{'path':<28}{'seconds':>10}{'tokens':>10}{'tokens/s':>12}{'% ceiling':>12}")
-    print(f"{'naive loop (batch 1)':<28}{naive_s:>10.1f}{naive_tokens:>10}{naive_tps:>12.1f}{100 * naive_tps / ceiling:>11.1f}%")
-    label = f"harness batched (bs {args.batch_size})"
-    print(f"{label:<28}{batched_s:>10.1f}{batched_tokens:>10}{batched_tps:>12.1f}{100 * batched_tps / ceiling:>11.1f}%")
-    print(f"\nratio batched / naive: {batched_tps / naive_tps:.1f}x  (target >= 7x)")
-    print(f"outputs identical to the naive loop: {same}/{len(reqs)}")
-    print(f"fp32 GEMM 2048^3: {gflops:.0f} GFLOP/s -> ceiling {ceiling:.0f} tokens/s at 2 x {params / 1e6:.0f} M FLOPs/token")
+    hf_logging.set_verbosity_error()
+    fp32_rate, bf16_rate = gemm_gflops(torch.float32), gemm_gflops(torch.bfloat16)
+    print(f"machine: {torch.get_num_threads()} threads; 2048^3 GEMM fp32 {fp32_rate:.0f} GFLOP/s, bf16 {bf16_rate:.0f} GFLOP/s")
+    old = HFBackend.from_spec("smollm2-135m-instruct", dtype="float32", engine="generate")
+    new = HFBackend.from_spec("smollm2-135m-instruct")
+    print(f"fp32 generate(): {old.identity['engine']}, {old.dtype}; default: {new.identity['engine']}, {new.dtype}")
+    if not args.skip_suites:
+        suites_side_by_side(old, new, args.max_cases)
+    decode_steps(new, old, bf16_rate)
+    multiple_choice(new)
 
 
 if __name__ == "__main__":

@@ -421,21 +421,24 @@ class HFBackend:
         fallback runs every pair whole, batched with right padding."""
         if not pairs:
             return []
-        rendered: dict[int, list[int]] = {}
-        seqs = []
+        rendered: dict[int, tuple[list[int], int]] = {}
+        seqs, split = [], []
         for messages, continuation in pairs:
             key = id(messages)
-            ctx = rendered.get(key)
-            if ctx is None:
-                ctx = rendered[key] = self.encode(messages)
+            if key not in rendered:
+                ctx = self.encode(messages)
+                rendered[key] = (ctx, self.prefix_length(messages, ctx))
+            ctx, p = rendered[key]
             cont = self.tokenizer(continuation, add_special_tokens=False)["input_ids"]
             if not cont:
                 raise HarnessError(f"empty continuation for log-likelihood: {continuation!r}")
             seqs.append((ctx, cont))
+            split.append(p)
         eng = self._grouped()
         if eng is not None:
             with self._active():
-                raw = eng.loglikelihood(seqs, self.pad_id, max_rows=batch_size or MAX_ENGINE_ROWS, on_done=progress)
+                raw = eng.loglikelihood(seqs, self.pad_id, max_rows=batch_size or MAX_ENGINE_ROWS, on_done=progress,
+                                        prefix_lengths=split)
             return [LoglikResult(logprob=lp, is_greedy=g, n_tokens=len(c)) for (lp, g), (_, c) in zip(raw, seqs)]
         return self._loglikelihood_hf(seqs, batch_size or 16, progress)
 

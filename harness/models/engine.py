@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 ATTENTION = "harness_grouped"
 ENGINE_VERSION = 1
+CONTINUATION_BUCKET = 4  # log-likelihood continuations are rounded up to a multiple of this many tokens
 # Model families whose attention layers call the attention interface with the standard
 # arguments, apply rotary embeddings from explicit position ids and have no sliding window.
 FAMILIES = {"llama", "mistral", "qwen2", "qwen3", "phi3", "granite", "olmo2", "smollm3"}
@@ -314,8 +315,9 @@ class Engine:
         g.positions = parent.positions[rows].clone()
         return g
 
-    def _region(self, n: int) -> int:
-        return -(-n // self.bucket) * self.bucket
+    def _region(self, n: int, bucket: int | None = None) -> int:
+        b = bucket or self.bucket
+        return -(-n // b) * b
 
     # ---- generation ----------------------------------------------------------------------
     def generate(self, requests: list[tuple[list[int], int]], max_new_tokens: int, stop_ids: set[int], pad_id: int,
@@ -415,26 +417,32 @@ class Engine:
 
     # ---- log-likelihood ------------------------------------------------------------------
     def loglikelihood(self, pairs: list[tuple[list[int], list[int]]], pad_id: int, max_rows: int = 256,
-                      on_done=None) -> list[tuple[float, bool]]:
+                      on_done=None, prefix_lengths: list[int] | None = None) -> list[tuple[float, bool]]:
         """(sum log-prob of continuation, continuation is greedy) per (context ids, continuation
-        ids). Each distinct context is run once; its choices are scored from its cache."""
+        ids). Each distinct context is run once (its first `prefix_lengths` tokens, when shared
+        with other contexts, once for all of them); its choices are scored from its cache."""
         out: list = [None] * len(pairs)
         contexts: dict[tuple, list[int]] = {}
         for i, (ctx, _) in enumerate(pairs):
-            contexts.setdefault(tuple(ctx), []).append(i)
-        by_region: dict[int, list[tuple]] = {}
-        for ctx in contexts:
-            by_region.setdefault(self._region(len(ctx)), []).append(ctx)
+            p = prefix_lengths[i] if prefix_lengths else 0
+            contexts.setdefault((tuple(ctx), p), []).append(i)
+        by_layout: dict[tuple, list[tuple]] = {}
+        for ctx, p in contexts:
+            by_layout.setdefault((ctx[:p], self._region(len(ctx) - p)), []).append((ctx, p))
+        prefixes: dict[tuple, _Group] = {}
         with self._session():
-            for region in sorted(by_region, reverse=True):
-                ctxs = by_region[region]
+            for prefix, region in sorted(by_layout, key=lambda k: (-k[1] - len(k[0]), k)):
+                if prefix not in prefixes:
+                    prefixes[prefix] = self._prefix_group(list(prefix), pad_id, len(prefix))
+                ctxs = by_layout[(prefix, region)]
                 for s in range(0, len(ctxs), max_rows):
-                    self._score_contexts(ctxs[s:s + max_rows], region, contexts, pairs, pad_id, out, on_done)
+                    self._score_contexts(prefixes[prefix], ctxs[s:s + max_rows], region, contexts, pairs, pad_id, out, on_done)
         return out
 
-    def _score_contexts(self, ctxs, region, contexts, pairs, pad_id, out, on_done) -> None:
-        stage = self._new_group(len(ctxs), region, list(range(len(ctxs))))
-        hidden = self._prefill(stage, [list(c) for c in ctxs], region, pad_id)
+    def _score_contexts(self, parent, ctxs, region, contexts, pairs, pad_id, out, on_done) -> None:
+        p = parent.filled
+        stage = self._expand(parent, torch.zeros(len(ctxs), dtype=torch.long), p + region, list(range(len(ctxs))))
+        hidden = self._prefill(stage, [list(c[p:]) for c, _ in ctxs], region, pad_id)
         first = torch.log_softmax(self._logits(hidden).float(), -1)  # predicts each continuation's first token
         scored: dict[int, list[tuple[float, bool]]] = {}
         longer: dict[int, list[tuple[int, int]]] = {}  # continuation region -> (pair, context row)
@@ -442,11 +450,11 @@ class Engine:
             for i in contexts[ctx]:
                 cont = pairs[i][1]
                 scored[i] = [(float(first[row, cont[0]]), bool(first[row].argmax() == cont[0]))]
-                if len(cont) > 1:
-                    longer.setdefault(self._region(len(cont) - 1), []).append((i, row))
+                if len(cont) > 1:  # continuations are short: a finer rounding pads them less
+                    longer.setdefault(self._region(len(cont) - 1, CONTINUATION_BUCKET), []).append((i, row))
         for creg, items in sorted(longer.items()):
             rows = torch.tensor([r for _, r in items])
-            g = self._expand(stage, rows, region + creg, [i for i, _ in items])
+            g = self._expand(stage, rows, p + region + creg, [i for i, _ in items])
             hidden = self._prefill(g, [pairs[i][1][:-1] for i, _ in items], creg, pad_id, keep_all=True)
             # only the positions that predict a continuation token go through the LM head
             ks = [len(pairs[i][1]) - 1 for i, _ in items]
