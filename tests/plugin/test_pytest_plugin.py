@@ -295,3 +295,16 @@ def test_plugin_is_inactive_without_harness_model(pytester, home):
     usage = pytester.runpytest("--harness-baseline", "results/")
     assert usage.ret == pytest.ExitCode.USAGE_ERROR
     usage.stderr.fnmatch_lines(["*--harness-baseline needs --harness-model SPEC*"])
+
+
+def test_a_baseline_computed_in_another_dtype_is_a_usage_error(run, pytester, baseline):
+    """The session runs in the dtype `auto` picks; a baseline from another dtype is not compared."""
+    from harness.evals import load_results
+
+    ran = load_results(baseline)["tiny"].identity["dtype"]
+    other = "float32" if ran != "float32" else "bfloat16"
+    res = run("--harness-baseline", str(baseline), "--harness-policy", "policy.yaml", "--harness-dtype", other)
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    res.stderr.fnmatch_lines([f"*computed differently (dtype)*{ran}*{other}*"])
+    same = run("--harness-baseline", str(baseline), "--harness-policy", "policy.yaml", "--harness-dtype", ran)
+    assert same.ret == 1  # compared: must_improve fails against the same model, as above
