@@ -25,12 +25,46 @@ def test_examples_ship_run_configs():
     assert sorted(REPO.glob("examples/*/run.yaml")), "no examples/*/run.yaml: the test above would check nothing"
 
 
-def test_longer_demo_adds_the_arm_rules_to_the_demo_policy():
+def test_the_arms_policy_adds_its_rules_to_the_default_policy():
     from harness.gates import load_policy
 
-    demo, arms = load_policy(REPO / "examples/ticket_triage/policy.yaml"), load_policy(REPO / "examples/ticket_triage/policy-arms.yaml")
-    assert [r.label() for r in arms.rules[: len(demo.rules)]] == [r.label() for r in demo.rules]
-    assert {r.beats_arm for r in arms.rules[len(demo.rules):]} == {"prompted"} and not any(r.beats_arm for r in demo.rules)
+    default, arms = load_policy(), load_policy(REPO / "examples/ticket_triage/policy-arms.yaml")
+    assert [r.label() for r in arms.rules[: len(default.rules)]] == [r.label() for r in default.rules]
+    assert {r.beats_arm for r in arms.rules[len(default.rules):]} == {"prompted"} and not any(r.beats_arm for r in default.rules)
+
+
+SHIPPED_POLICIES = [None, *sorted(REPO.glob("examples/*/policy*.yaml"))]
+
+
+@pytest.mark.parametrize("path", SHIPPED_POLICIES, ids=lambda p: "default" if p is None else p.name)
+def test_no_shipped_policy_passes_a_safety_rule_or_an_aggregate_without_evidence(path):
+    from harness.gates import load_policy
+
+    pol = load_policy(path)
+    for r in pol.rules:
+        suite, leaf = r.metric.split("/", 1)
+        lenient = (r.on_insufficient or pol.on_insufficient) == "pass"
+        if suite in ("safety", "*") and not r.metric.endswith(("latency_p50", "completion_tokens")) or leaf in ("pass_rate", "*"):
+            assert not lenient, f"{path}: rule {r.label()} passes on insufficient evidence"
+
+
+def test_shipped_margins_are_decidable_at_the_suites_n():
+    """A rule's margin must be one its n can show: with no flips at all the paired interval is
+    about +-4/n, so a margin below that is "insufficient" whatever the candidate does."""
+    from harness.evals import load_suites
+    from harness.gates import load_policy
+    from harness.gates.paired import Z95, tango_interval
+
+    suites = {s.name: s for s in load_suites([REPO / "suites"])}
+    for r in load_policy().rules:
+        if r.max_drop is None or r.slices:
+            continue
+        suite, leaf = r.metric.split("/", 1)
+        s = suites[suite]
+        bc = next((b for b in s.checks if b.spec.metric == leaf), None)
+        n = len(s.cases) if leaf == "pass_rate" else sum(bc.applies(c) for c in s.cases)
+        lo, _ = tango_interval(0, 0, n, Z95)
+        assert lo > -r.max_drop, f"{r.label()}: n={n}, the no-flip interval reaches {lo:.3f}"
 
 
 def test_default_policy_and_suites_load():
@@ -66,3 +100,11 @@ def test_arm_suites_must_name_run_suites(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_run_config(p)
     assert "arm_suites" in str(e.value) and "'safty'" in str(e.value) and "safety" in str(e.value)
+
+
+def test_the_regression_demo_data_is_the_demo_data_without_its_chat_examples():
+    import json
+
+    demo = [json.loads(line) for line in (REPO / "examples/ticket_triage/train.jsonl").read_text().splitlines() if line.strip()]
+    only = [json.loads(line) for line in (REPO / "examples/ticket_triage/train-triage-only.jsonl").read_text().splitlines() if line.strip()]
+    assert only == [r for r in demo if r["messages"][0]["role"] == "system"] and len(only) < len(demo)

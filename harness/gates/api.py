@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.evals.results import load_results
 from harness.gates.compare import Comparison, compare
-from harness.gates.decision import GateDecision, decide
+from harness.gates.decision import GateDecision, decide, unproven_warning
 from harness.gates.policy import load_policy
 
 
@@ -69,4 +69,9 @@ def render_decision(d: GateDecision, con=None) -> None:
         ci = f"{r.delta:+.3f} [{r.ci[0]:+.3f}, {r.ci[1]:+.3f}]" if r.ci and r.delta is not None else ""
         t.add_row(verdict, r.test, r.metric, r.slice or "", "" if r.baseline is None else f"{r.baseline:.3f}",
                   "" if r.candidate is None else f"{r.candidate:.3f}", ci, str(r.n or ""), r.reason)
-    (con or stdout_console()).print(t)
+    con = con or stdout_console()
+    con.print(t)
+    warning = unproven_warning(d)
+    if warning:
+        style = "bold red" if warning[1] else "bold yellow"
+        con.print(f"[{style}]WARNING: {warning[0]}[/{style}]")

@@ -45,6 +45,7 @@ class GateDecision:
     rules: list[RuleResult]
     baseline: dict = field(default_factory=dict)
     candidate: dict = field(default_factory=dict)
+    excluded: dict = field(default_factory=dict)  # suite -> cases left out of the comparison (checkpoint selection)
 
     @property
     def counts(self) -> dict:
@@ -57,9 +58,16 @@ class GateDecision:
     def blocking(self) -> list[RuleResult]:
         return [r for r in self.rules if r.blocking]
 
+    @property
+    def unproven(self) -> list[RuleResult]:
+        """Rules that let the candidate through without evidence: their interval could not
+        decide and the policy says `on_insufficient: pass` for them."""
+        return [r for r in self.rules if r.verdict == INSUFFICIENT and not r.blocking]
+
     def to_dict(self) -> dict:
         return {"policy": self.policy, "passed": self.passed, "counts": self.counts, "baseline": self.baseline,
-                "candidate": self.candidate, "rules": [asdict(r) for r in self.rules]}
+                "candidate": self.candidate, "rules": [asdict(r) for r in self.rules],
+                "unproven": [unproven_label(r) for r in self.unproven], "excluded": self.excluded}
 
     def to_markdown(self, max_rows: int = 200) -> str:
         return render_markdown(self, max_rows)
@@ -243,6 +251,24 @@ def _beats_arm(rule: Rule, arms: dict[str, Comparison], policy: Policy) -> list[
 
 
 ICON = {PASS: "✅", FAIL: "❌", INSUFFICIENT: "⚠️", SKIPPED: "⏭️"}
+# Suites whose rules passing without evidence are a warning in red, not yellow.
+GUARDED_SUITES = ("safety",)
+
+
+def unproven_label(r: RuleResult) -> str:
+    return f"{r.metric}{f' [{r.slice}]' if r.slice else ''} {r.test}"
+
+
+def unproven_warning(d: GateDecision) -> tuple[str, bool] | None:
+    """(the warning line, whether it concerns a safety rule) when rules passed without evidence."""
+    rules = d.unproven
+    if not rules:
+        return None
+    guarded = any(r.metric.split("/", 1)[0] in GUARDED_SUITES for r in rules)
+    names = ", ".join(unproven_label(r) for r in rules[:6]) + (f" and {len(rules) - 6} more" if len(rules) > 6 else "")
+    return (f"{len(rules)} rule(s) passed WITHOUT EVIDENCE (on_insufficient: pass): {names}. Their intervals could not "
+            "decide; the candidate was not shown to meet them. Evaluate more cases, or choose margins the suites' "
+            "n can resolve.", guarded)
 
 
 def render_markdown(d: GateDecision, max_rows: int = 200) -> str:
@@ -257,6 +283,9 @@ def render_markdown(d: GateDecision, max_rows: int = 200) -> str:
     ]
     if d.blocking:
         lines += ["**Blocking:**", ""] + [f"- `{r.metric}`{f' [{r.slice}]' if r.slice else ''} {r.test}: {r.reason}" for r in d.blocking] + [""]
+    warning = unproven_warning(d)
+    if warning:
+        lines += [f"> ⚠️ **{'Safety rules' if warning[1] else 'Rules'} passed without evidence.** {warning[0]}", ""]
     lines += ["| | rule | metric | slice | baseline | candidate | Δ [95% CI] | n | reason |", "|---|---|---|---|---|---|---|---|---|"]
     shown = sorted(d.rules, key=lambda r: (not r.blocking, r.verdict == SKIPPED))[:max_rows]
     for r in shown:

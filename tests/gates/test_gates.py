@@ -252,3 +252,76 @@ def test_latency_from_too_few_timed_cases_is_insufficient():
     c = make_result("s", {"ok": [1] * 10}, latency=[3.0])
     d = decide(compare({"s": b}, {"s": c}), policy({"metric": "s/latency_p50", "max_ratio": 1.5}))
     assert d.rules[0].verdict == INSUFFICIENT and "too few" in d.rules[0].reason and not d.passed
+
+
+def _suite(name, cases, metrics):
+    """A SuiteResult whose checks apply to some cases only: metrics maps name -> {case: 0/1}."""
+    from harness.evals.results import SuiteResult, build_summary
+
+    outputs = [{"case_id": c, "output": "x", "completion_tokens": 10, "prompt_tokens": 5, "slices": {}, "prompt_sha": "p"}
+               for c in cases]
+    rows = [{"case_id": c, "metric": m, "check": m, "passed": bool(v), "score": float(v), "reason": "", "fields": {}, "slices": {}}
+            for m, per_case in metrics.items() for c, v in per_case.items()]
+    r = SuiteResult(suite=name, suite_hash="h", suite_version="1", model="m", model_fingerprint="f" * 64, adapter_hash=None,
+                    arm="base", generation={"max_new_tokens": 8, "decoding": "greedy"}, outputs=outputs, rows=rows)
+    r.summary = build_summary(r, [], None)
+    return r
+
+
+def _planted_sample(worse: bool):
+    """32-case samples of the three shipped suites. The candidate triages far better; with
+    `worse`, on safety it refuses no harmful request (the base refused 2 of 20), leaks PII in 2
+    more cases and refuses 1 more of the 12 benign requests."""
+    harmful, benign = [f"h{i}" for i in range(20)], [f"b{i}" for i in range(12)]
+    safety = harmful + benign
+    refused = {c: int(c in ("h0", "h1")) for c in harmful}
+    answered = {c: 1 for c in benign}
+    pii = {c: 1 for c in safety}
+    if worse:
+        refused = {c: 0 for c in harmful}
+        answered = {**answered, "b0": 0}
+        pii = {**pii, "h5": 0, "b5": 0}
+    both = {**refused, **answered}
+    tri = [f"t{i}" for i in range(32)]
+    gen = [f"g{i}" for i in range(32)]
+    base = {"ticket_triage": _suite("ticket_triage", tri, {m: {c: 0 for c in tri} for m in ("json_valid", "json_schema", "field_match")}),
+            "safety": _suite("safety", safety, {"refusal": {**{c: int(c in ("h0", "h1")) for c in harmful}, **{c: 1 for c in benign}},
+                                                "refuses_harmful": {c: int(c in ("h0", "h1")) for c in harmful},
+                                                "answers_benign": {c: 1 for c in benign}, "pii_leak": {c: 1 for c in safety}}),
+            "general": _suite("general", gen, {"instructions": {c: int(i % 3 == 0) for i, c in enumerate(gen[:12])},
+                                               "arithmetic": {c: 0 for c in gen[12:20]},
+                                               "multiple_choice": {c: int(i % 2 == 0) for i, c in enumerate(gen[20:])},
+                                               "multiple_choice_norm": {c: int(i % 2 == 0) for i, c in enumerate(gen[20:])}})}
+    cand = dict(base)
+    cand["ticket_triage"] = _suite("ticket_triage", tri, {m: {c: 1 for c in tri} for m in ("json_valid", "json_schema", "field_match")})
+    cand["safety"] = _suite("safety", safety, {"refusal": both, "refuses_harmful": refused, "answers_benign": answered, "pii_leak": pii})
+    return base, cand
+
+
+@pytest.mark.parametrize("policy", [None, "examples/ticket_triage/policy-arms.yaml"], ids=["default", "arms"])
+def test_worse_safety_on_a_small_sample_fails_every_shipped_policy(policy):
+    """The planted case of issue 18: it passed the old demo policy with exit 0."""
+    from pathlib import Path
+
+    pol = load_policy(Path(__file__).resolve().parents[2] / policy if policy else None)
+    base, worse = _planted_sample(worse=True)
+    d = decide(compare(base, worse), pol, {"prompted": compare(base, worse)} if policy else None)
+    assert not d.passed
+    blocking = {r.metric for r in d.blocking}
+    assert {"safety/refusal", "safety/refuses_harmful", "safety/answers_benign", "safety/pii_leak"} <= blocking
+    # and a sample this small decides nothing about safety either way: the same sample with no
+    # safety change still cannot pass (insufficient evidence blocks), rather than passing unseen
+    _, same = _planted_sample(worse=False)
+    d = decide(compare(base, same), load_policy())
+    quality = [r for r in d.rules if r.metric.startswith("safety/") and r.test == "max_drop"]
+    assert not d.passed and len(quality) == 4 and {r.verdict for r in quality} == {"insufficient_evidence"}
+    assert all(r.blocking for r in quality)
+    assert not d.unproven or all(not r.metric.startswith("safety/") for r in d.unproven)
+
+
+def test_rules_that_pass_without_evidence_are_named_loudly():
+    a, b = _pair(40, 0.8, 0.8, seed=3)
+    pol = Policy(name="lenient", rules=[{"metric": "s/ok", "max_drop": 0.02, "on_insufficient": "pass"}])
+    d = decide(compare({"s": a}, {"s": b}), pol)
+    assert d.passed and [r.metric for r in d.unproven] == ["s/ok"]
+    assert "passed without evidence" in d.to_markdown() and d.to_dict()["unproven"] == ["s/ok max_drop"]
