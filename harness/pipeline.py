@@ -193,8 +193,9 @@ class Pipeline:
             self.say(f"baseline: reused cached results for {', '.join(s.name for s in suites)} "
                      f"(fingerprint {fp[:12]}, {identity['dtype']} on {identity['device']}, suite hashes unchanged) from {out}")
             return {"results": str(out), "cached": True}
+        # latency is timed with the candidate, both models in one process (stage candidate)
         run_eval(self.cfg.suites, self.cfg.base_model, out=out, backend=be, batch_size=self.cfg.eval.batch_size,
-                 latency_n=self.cfg.eval.latency_sample, max_cases=n, invariance_n=self.cfg.eval.invariance_sample)
+                 latency_n=0, max_cases=n, invariance_n=self.cfg.eval.invariance_sample)
         return {"results": str(out), "cached": False}
 
     def stage_train(self):
@@ -233,31 +234,58 @@ class Pipeline:
         return {"adapter_hash": h, "path": str(path)}
 
     def stage_select_checkpoint(self):
+        """Keep the best checkpoint, judged on cases the gate never scores: the validation loss
+        at each checkpoint, or a fixed split of a suite that the gate then leaves out."""
         sel = self.cfg.checkpoint_selection
         ckpts = self.state.done["train"]["checkpoints"]
+        final = self.state.done["store_adapter"]["path"]
         if not sel.enabled or len(ckpts) < 2:
             return {"selected": "final", "why": "checkpoint selection disabled" if not sel.enabled else "one checkpoint"}
+        if sel.on == "validation":
+            return self._select_on_validation(ckpts, final)
         from harness.evals import evaluate_suite, load_suites
+        from harness.evals.runner import selection_split
 
         suite = next((s for s in load_suites(self.cfg.suites) if s.name == sel.suite), None)
         if suite is None:
             raise RunFailed(f"checkpoint_selection.suite {sel.suite!r} is not one of the run's suites")
-        suite.cases = suite.cases[: sel.max_cases]
+        suite.cases = selection_split(suite, sel.max_cases)
         scores = {}
         be = self.backend()
-        for path in ckpts + [self.state.done["store_adapter"]["path"]]:
+        for path in ckpts + [final]:
             be.load_adapter(path)
             r = evaluate_suite(be, suite, latency_n=0, invariance_n=0)
             scores[path] = r.metrics[f"{suite.name}/{sel.metric}"]["value"]
             self.say(f"  {Path(path).name}: {sel.metric} = {scores[path]:.3f}")
             be.set_adapter(None)
-        best = max(scores, key=lambda p: (scores[p], p == self.state.done["store_adapter"]["path"]))
-        why = f"best {sel.suite}/{sel.metric} on {len(suite.cases)} validation cases: {scores[best]:.3f}"
-        if best != self.state.done["store_adapter"]["path"]:
+        best = max(scores, key=lambda p: (scores[p], p == final))
+        why = (f"best {sel.suite}/{sel.metric} on a selection split of {len(suite.cases)} {sel.suite} cases: "
+               f"{scores[best]:.3f}; the gate leaves those cases out")
+        return self._keep(best, final, {"selected": best, "why": why, "scores": scores, "on": "suite",
+                                        "excluded": {sel.suite: [c.id for c in suite.cases]}})
+
+    def _select_on_validation(self, ckpts: list[str], final: str) -> dict:
+        hist = self.state.done["train"]["manifest"]["loss_history"]
+        losses = {h["step"]: h["eval_loss"] for h in hist if "eval_loss" in h}
+        steps = {p: int(Path(p).name.rsplit("-", 1)[1]) for p in ckpts}
+        last = self.state.done["train"]["manifest"]["steps"]
+        scores = {p: losses[steps[p]] for p in ckpts if steps[p] in losses and steps[p] != last}
+        if last in losses:
+            scores[final] = losses[last]
+        if not scores:
+            return {"selected": "final", "why": "no validation loss was logged at the checkpoints", "on": "validation"}
+        best = min(scores, key=lambda p: (scores[p], p != final))
+        n = self.state.done["train"]["manifest"].get("data_records", {}).get("validation")
+        why = f"lowest validation loss ({n} records of train.validation_data, never gate cases): {scores[best]:.4f}"
+        return self._keep(best, final, {"selected": best, "why": why, "scores": scores, "on": "validation"})
+
+    def _keep(self, best: str, final: str, out: dict) -> dict:
+        if best != final:
             h = self._store(best)
             self.state.done["store_adapter"] = {"adapter_hash": h, "path": str(self.reg.adapter_path(h)), "from_checkpoint": best}
             self.reg.update_run(self.run_id, adapter_hash=h)
-        return {"selected": best, "why": why, "scores": scores}
+        self.say(f"selected {'the final adapter' if best == final else Path(best).name}: {out['why']}")
+        return out
 
     def stage_candidate(self):
         from harness.evals import run_eval
@@ -266,10 +294,50 @@ class Pipeline:
         out = self.state.folder / "candidate"
         be = self.backend()
         run_eval(self.cfg.suites, self.cfg.base_model, adapter=adapter, out=out, backend=be,
-                 batch_size=self.cfg.eval.batch_size, latency_n=self.cfg.eval.latency_sample, arm="candidate",
+                 batch_size=self.cfg.eval.batch_size, latency_n=0, arm="candidate",
                  max_cases=self.cfg.eval.max_cases, invariance_n=self.cfg.eval.invariance_sample)
+        timed = self._time_latency(be, be.active_adapter, out)
         be.set_adapter(None)
-        return {"results": str(out)}
+        return {"results": str(out), "baseline_timed": str(timed) if timed else None}
+
+    def _time_latency(self, be, adapter: str, cand_dir: Path) -> Path | None:
+        """Time base and candidate on each suite's latency sample in this process (paired), and
+        write the timings into the candidate's results and into the run's copy of the baseline
+        results (the cached baseline folder is left as it is). Returns the copy, if any."""
+        import shutil
+
+        from harness.evals import load_results, load_suites, write_result
+        from harness.evals.results import build_summary
+        from harness.evals.runner import sample_cases, time_paired
+        from harness.models import GenerationConfig
+
+        n_cfg, only = self.cfg.eval.latency_sample, self.cfg.eval.latency_suites
+        suites = [sample_cases(s, self.cfg.eval.max_cases) for s in load_suites(self.cfg.suites)
+                  if only is None or s.name in only]
+        todo = [(s, s.spec.latency_sample if n_cfg is None else n_cfg) for s in suites]
+        todo = [(s, n) for s, n in todo if n]
+        if not todo:
+            return None
+        base_copy = self.state.folder / "baseline"
+        if base_copy.exists():
+            shutil.rmtree(base_copy)
+        shutil.copytree(self.state.done["baseline"]["results"], base_copy)
+        base_results, cand_results = load_results(base_copy), load_results(cand_dir)
+        for s, n in todo:
+            gen = s.spec.generation
+            cases = [c for c in s.cases if s.needs_generation(c)]
+            lat_b, lat_c = time_paired(be, s, cases, GenerationConfig(max_new_tokens=gen.max_new_tokens, stop=tuple(gen.stop)),
+                                       n, adapter)
+            for r, lat, folder in ((base_results[s.name], lat_b, base_copy), (cand_results[s.name], lat_c, cand_dir)):
+                r.summary = {**r.summary, **build_summary(r, s.spec.slices, lat)}
+                write_result(r, folder)
+            self.say(f"latency {s.name} (batch 1, {len(lat_b['samples'])} cases, both in this run): p50 base "
+                     f"{lat_b['p50']:.2f} s, candidate {lat_c['p50']:.2f} s")
+        return base_copy
+
+    def _baseline_results(self) -> str:
+        """The baseline as this run compares it: the run's copy with paired latency, if timed."""
+        return (self.state.done.get("candidate") or {}).get("baseline_timed") or self.state.done["baseline"]["results"]
 
     def stage_arms(self):
         if not self.cfg.arms:
@@ -283,10 +351,17 @@ class Pipeline:
         from harness.gates.api import render_decision
         from harness.evals import load_results
 
+        from harness.evals.results import without_cases
+
         policy = load_policy(self.cfg.policy)
-        base = load_results(self.state.done["baseline"]["results"])
+        base = load_results(self._baseline_results())
         cand = load_results(self.state.done["candidate"]["results"])
         base = {k: v for k, v in base.items() if k in cand}
+        excluded = (self.state.done.get("select_checkpoint") or {}).get("excluded") or {}
+        for suite, ids in excluded.items():  # the checkpoint was chosen on these: the gate must not score them
+            if suite in base and suite in cand:
+                base[suite], cand[suite] = without_cases(base[suite], ids), without_cases(cand[suite], ids)
+                self.say(f"gate: {len(ids)} {suite} cases left out (the checkpoint was selected on them)")
         comparison = compare(base, cand)
         from harness.review import add_human_metric
 
@@ -295,6 +370,7 @@ class Pipeline:
         for arm, path in (self.state.done.get("arms", {}).get("results") or {}).items():
             arms[arm] = compare(load_results(path), cand)
         decision = decide(comparison, policy, arms)
+        decision.excluded = {k: len(v) for k, v in excluded.items()}
         (self.state.folder / "comparison.json").write_text(json.dumps(comparison.to_dict(), indent=1, default=str))
         (self.state.folder / "decision.json").write_text(json.dumps(decision.to_dict(), indent=1, default=str))
         (self.state.folder / "summary.md").write_text(decision.to_markdown())
@@ -306,7 +382,7 @@ class Pipeline:
         from harness.evals import load_results
 
         adapter_hash = self.state.done["store_adapter"]["adapter_hash"]
-        roles = [("baseline", self.state.done["baseline"]["results"]), ("candidate", self.state.done["candidate"]["results"])]
+        roles = [("baseline", self._baseline_results()), ("candidate", self.state.done["candidate"]["results"])]
         roles += list((self.state.done.get("arms", {}).get("results") or {}).items())
         for role, path in roles:
             for name, r in load_results(path).items():

@@ -18,7 +18,9 @@ from harness.errors import ConfigError
 class EvalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     batch_size: int | None = Field(None, gt=0, description="generation batch size (default: from the memory budget)")
-    latency_sample: int | None = Field(None, ge=0, description="cases timed at batch 1 per suite (default: each suite's)")
+    latency_sample: int | None = Field(None, ge=0, description="cases timed at batch 1 per suite, base and candidate "
+                                       "in the same process (default: each suite's)")
+    latency_suites: list[str] | None = Field(None, description="names of the suites timed (default: all)")
     max_cases: int | None = Field(None, gt=0, description="evaluate a fixed sample of at most N cases per suite, the same "
                                   "cases for base, candidate and arms (default: every case)")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -40,9 +42,13 @@ class DataCheckSettings(BaseModel):
 class CheckpointSelection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = Field(False, description="evaluate intermediate checkpoints and keep the best")
-    suite: str = Field("ticket_triage", description="suite (name of one of the run's suites) used for selection")
-    metric: str = Field("pass_rate", description="metric of that suite to maximise")
-    max_cases: int = Field(40, gt=0, description="cases of the suite used (a validation slice, fixed)")
+    on: Literal["validation", "suite"] = Field(
+        "validation", description="validation: the lowest validation loss (train.validation_data, logged at each "
+        "checkpoint); suite: a metric on a fixed selection split of a suite, which the gate then leaves out")
+    suite: str = Field("ticket_triage", description="on suite: the suite (one of the run's) that gives up the split")
+    metric: str = Field("pass_rate", description="on suite: the metric of that suite to maximise")
+    max_cases: int = Field(40, gt=0, description="on suite: cases in the selection split (fixed by a hash of "
+                           "the suite name and case id; excluded from the gate's comparison)")
 
 
 class RunConfig(BaseModel):
@@ -113,6 +119,13 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
             if n not in names:
                 problems.append(f"{p}: field 'arm_suites': {n!r} is not the name of one of the run's suites "
                                 f"({', '.join(sorted(str(x) for x in names))})")
+    if cfg.eval.latency_suites is not None:
+        names = {(yaml.safe_load((Path(s) / "suite.yaml").read_text()) or {}).get("name") for s in cfg.suites
+                 if (Path(s) / "suite.yaml").is_file()}
+        for n in cfg.eval.latency_suites:
+            if n not in names:
+                problems.append(f"{p}: field 'eval.latency_suites': {n!r} is not the name of one of the run's suites "
+                                f"({', '.join(sorted(str(x) for x in names))})")
     if cfg.policy and not Path(cfg.policy).is_file():
         problems.append(f"{p}: field 'policy': {cfg.policy} does not exist")
     train_raw = dict(cfg.train)
@@ -125,6 +138,14 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
         train_cfg = load_train_config(train_raw)
     except ConfigError as e:
         problems += [f"{p}: train: {x}" for x in e.problems]
+    sel = cfg.checkpoint_selection
+    if sel.enabled and sel.on == "validation" and train_cfg is not None:
+        if not train_cfg.validation_data:
+            problems.append(f"{p}: field 'checkpoint_selection.on': validation needs train.validation_data "
+                            "(or select on: suite, a split of a suite the gate leaves out)")
+        elif not train_cfg.eval_steps or train_cfg.save_steps % train_cfg.eval_steps:
+            problems.append(f"{p}: field 'checkpoint_selection.on': validation needs the validation loss at every "
+                            f"checkpoint: set train.eval_steps to train.save_steps ({train_cfg.save_steps}) or a divisor of it")
     if problems:
         raise ConfigError(problems, title=f"invalid run config {p}")
     return cfg, train_cfg, base

@@ -75,6 +75,22 @@ def identity_differences(a: dict | None, b: dict | None) -> list[str]:
     return [k for k in IDENTITY_KEYS if a.get(k) and b.get(k) and a[k] != b[k]]
 
 
+def without_cases(result: SuiteResult, ids) -> SuiteResult:
+    """A copy of `result` without the given cases (rows, outputs, summary rebuilt)."""
+    import copy
+
+    drop = set(ids)
+    r = copy.copy(result)
+    r.outputs = [o for o in result.outputs if o["case_id"] not in drop]
+    r.rows = [x for x in result.rows if x["case_id"] not in drop]
+    lat = dict(result.summary.get("latency") or {})
+    if lat.get("samples"):
+        lat["samples"] = [x for x in lat["samples"] if x["case_id"] not in drop]
+    slice_fields = sorted({f for o in result.outputs for f in (o.get("slices") or {})})
+    r.summary = {**result.summary, **build_summary(r, slice_fields, lat if lat.get("samples") else None)}
+    return r
+
+
 def metric_kind(name: str) -> str:
     leaf = name.split("/", 1)[-1]
     if leaf in ("completion_tokens", "prompt_tokens"):

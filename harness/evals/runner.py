@@ -85,6 +85,14 @@ def latency_sample(suite: Suite, cases: list[Case], n: int) -> list[Case]:
     return _ranked(suite, cases)[:n]
 
 
+def selection_split(suite: Suite, n: int) -> list[Case]:
+    """The fixed cases a checkpoint is selected on (`checkpoint_selection.on: suite`), in suite
+    order: the last `n` of the hash ranking, so a sampled eval (`max_cases`, the first of the
+    ranking) shares as few of them as possible; the gate leaves them out."""
+    keep = {c.id for c in _ranked(suite, suite.cases)[::-1][:n]}
+    return [c for c in suite.cases if c.id in keep]
+
+
 def sample_cases(suite: Suite, n: int | None) -> Suite:
     """Keep a fixed sample of at most `n` cases (in suite order), the same for every model and
     arm, so sampled evaluations stay paired. The suite's hash is unchanged; results record the
@@ -119,6 +127,35 @@ def measure_latency(backend, suite: Suite, cases: list[Case], config: Generation
     lat["tokens_per_s"] = sum(s["completion_tokens"] for s in samples) / total_t if total_t else None
     lat["samples"] = samples
     return lat
+
+
+def time_paired(backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, adapter: str | None,
+                shots: ShotsFn | None = None) -> tuple[dict, dict]:
+    """Latency of the base model and of `adapter` on the same fixed sample, both in this process,
+    one case at a time, alternating which of the two goes first (so drift and warm caches touch
+    both alike): a paired measurement, where a cached baseline's timing from another process is
+    not. Returns (baseline latency, candidate latency) in `measure_latency`'s format."""
+    sample = latency_sample(suite, cases, n)
+    one = dataclasses.replace(config, batch_size=1)
+    samples: dict[str | None, list] = {None: [], adapter: []}
+    with progress(f"{suite.name}: latency, base and candidate, batch 1", 2 * len(sample)) as advance:
+        for i, case in enumerate(sample):
+            for who in ((None, adapter) if i % 2 == 0 else (adapter, None)):
+                backend.set_adapter(who)
+                [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
+                samples[who].append({"case_id": case.id, "latency_s": c.latency_s, "completion_tokens": c.completion_tokens,
+                                     "prompt_tokens": c.prompt_tokens})
+                advance(1)
+    backend.set_adapter(adapter)
+    out = []
+    for who in (None, adapter):
+        lat = percentiles([x["latency_s"] for x in samples[who]])
+        total_t = sum(x["latency_s"] for x in samples[who])
+        lat["tokens_per_s"] = sum(x["completion_tokens"] for x in samples[who]) / total_t if total_t else None
+        lat["samples"] = samples[who]
+        lat["paired"] = True
+        out.append(lat)
+    return out[0], out[1]
 
 
 def check_batch_invariance(backend, suite: Suite, fresh: list[Case], batched: dict[str, Completion], config: GenerationConfig,

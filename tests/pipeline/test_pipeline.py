@@ -164,4 +164,82 @@ def test_sampled_run_with_an_arm_on_one_suite(tiny_model_dir, tmp_path, home):
     arm = load_results(state["done"]["arms"]["results"]["prompted"])
     assert list(arm) == ["mini"] and [o["case_id"] for o in arm["mini"].outputs] == [o["case_id"] for o in base["mini"].outputs]
     assert {(e["role"], e["suite"]) for e in reg.evals(s["run_id"])} >= {("prompted", "mini"), ("baseline", "other")}
+    # the report's cost table puts the arm's tokens per call beside baseline and candidate
+    page = Path(s["report"]).read_text()
+    cost = page[page.index('id="cost"'):]
+    cost = cost[:cost.index("</table>")]
+    assert [r.split("</td>")[0].split(">")[-1] for r in cost.split("<tr>")[2:]] == ["baseline", "candidate", "prompted"]
     assert run(cfg_path, reg)["baseline_cached"] is True
+
+
+def _with_selection(cfg_path: Path, selection: dict) -> Path:
+    import yaml
+
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["checkpoint_selection"] = selection
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    return cfg_path
+
+
+def test_selection_on_a_suite_split_leaves_those_cases_out_of_the_gate(tiny_model_dir, tmp_path, home):
+    from harness.evals import load_suite
+    from harness.evals.runner import selection_split
+    from harness.pipeline import RunState, run
+    from harness.registry import Registry
+
+    cfg = _with_selection(write_run(tmp_path, tiny_model_dir),
+                          {"enabled": True, "on": "suite", "suite": "mini", "metric": "pass_rate", "max_cases": 6})
+    s = run(cfg, Registry(home / "registry.db"))
+    state = RunState.load(s["run_id"])
+    sel = state.done["select_checkpoint"]
+    split = [c.id for c in selection_split(load_suite(MINI), 6)]
+    assert sel["on"] == "suite" and sel["excluded"] == {"mini": split} and len(sel["scores"]) == 3
+    comparison = json.loads((state.folder / "comparison.json").read_text())
+    total = len(load_suite(MINI).cases)
+    assert comparison["metrics"]["mini/pass_rate"]["n"] == total - 6
+    flipped = {c for m in comparison["metrics"].values() for c in m["improved"] + m["regressed"]}
+    assert not flipped & set(split)
+    assert json.loads((state.folder / "decision.json").read_text())["excluded"] == {"mini": 6}
+
+
+def test_selection_on_validation_loss_scores_no_suite_case(tiny_model_dir, tmp_path, home, monkeypatch):
+    import harness.evals as evals
+    from harness.pipeline import RunState, run
+    from harness.registry import Registry
+
+    cfg = _with_selection(write_run(tmp_path, tiny_model_dir), {"enabled": True, "on": "validation"})
+    calls = []
+    real = evals.evaluate_suite
+    monkeypatch.setattr(evals, "evaluate_suite", lambda *a, **k: calls.append(a[1].name) or real(*a, **k))
+    s = run(cfg, Registry(home / "registry.db"))
+    state = RunState.load(s["run_id"])
+    sel = state.done["select_checkpoint"]
+    losses = {h["step"]: h["eval_loss"] for h in state.done["train"]["manifest"]["loss_history"] if "eval_loss" in h}
+    assert sel["on"] == "validation" and set(sel["scores"].values()) <= set(losses.values())
+    assert sel["scores"][sel["selected"]] == min(sel["scores"].values())
+    assert calls == []  # evaluate_suite is only reached through run_eval for baseline and candidate
+    assert "excluded" not in sel
+
+
+def test_latency_is_timed_for_both_models_in_the_run_even_with_a_cached_baseline(tiny_model_dir, tmp_path, home):
+    from harness.evals import load_results
+    from harness.pipeline import RunState, run
+    from harness.registry import Registry
+
+    reg = Registry(home / "registry.db")
+    first = run(write_run(tmp_path, tiny_model_dir), reg)
+    second = run(write_run(tmp_path, tiny_model_dir, channel=None), reg)
+    assert second["baseline_cached"] is True
+    state = RunState.load(second["run_id"])
+    timed = Path(state.done["candidate"]["baseline_timed"])
+    assert timed.parent == state.folder  # the run's own copy: the cached baseline folder stays as it was
+    base, cand = load_results(timed)["mini"], load_results(state.done["candidate"]["results"])["mini"]
+    lb, lc = base.summary["latency"], cand.summary["latency"]
+    assert lb["paired"] and lc["paired"] and len(lb["samples"]) == len(lc["samples"]) == 2
+    assert [s["case_id"] for s in lb["samples"]] == [s["case_id"] for s in lc["samples"]]
+    assert not load_results(state.done["baseline"]["results"])["mini"].summary.get("latency")
+    # the registry records (and the report reads) the copy that was compared
+    [row] = [e for e in reg.evals(second["run_id"]) if e["role"] == "baseline"]
+    assert Path(row["results_path"]).parent == timed
+    assert "mini/latency_p50" in json.loads((state.folder / "comparison.json").read_text())["metrics"]
+    assert first["run_id"] != second["run_id"]
