@@ -89,7 +89,7 @@ def cmd_history(p: argparse.ArgumentParser):
     return run
 
 
-@command("runs", "List recorded runs, newest first: status, stage, adapter.")
+@command("runs", "List recorded runs, newest first: status, adapter, gate verdict and blocking rules, channels serving it.")
 def cmd_runs(p: argparse.ArgumentParser):
     p.add_argument("--limit", type=int, default=50, help="how many runs (default: 50)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

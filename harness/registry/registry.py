@@ -37,6 +37,11 @@ def default_registry_path() -> Path:
     return harness_home() / "registry.db"
 
 
+def _rule_label(r: dict) -> str:
+    where = f" [{r['slice']}]" if r.get("slice") else ""
+    return f"{r['metric']}{where} {r['test']}"
+
+
 class Registry(ChannelOps):
     """The registry file plus its adapter store.
 
@@ -237,8 +242,32 @@ class Registry(ChannelOps):
         return self._one("runs", "SELECT * FROM runs WHERE id = ?", [run_id])
 
     def runs(self, limit: int = 50) -> list[dict]:
-        """The most recent runs, newest first."""
-        return [decode("runs", r) for r in self.db.query("SELECT * FROM runs ORDER BY created DESC, rowid DESC LIMIT ?", [limit])]
+        """The most recent runs, newest first, each with its latest gate verdict (`gate`: passed
+        and the blocking rules) and the channels serving its adapter (`serving`)."""
+        rows = [decode("runs", r) for r in self.db.query("SELECT * FROM runs ORDER BY created DESC, rowid DESC LIMIT ?", [limit])]
+        for r in rows:
+            g = self.latest_gate(r["id"])
+            if g:
+                rules = (g.get("decision") or {}).get("rules") or []
+                blocking = [_rule_label(x) for x in rules if x.get("blocking")]
+                r["gate"] = {"passed": g["passed"], "blocking": blocking}
+            else:
+                r["gate"] = None
+            r["serving"] = [x[0] for x in self.db.execute("SELECT name FROM channels WHERE run_id = ? ORDER BY name", [r["id"]])]
+            r["cost"] = self._cost(r)
+        return rows
+
+    def _cost(self, run: dict) -> dict:
+        """What the run cost and what its models cost per call: training seconds, and per role
+        and suite the mean prompt and completion tokens and the latency p50 (where timed)."""
+        per: dict = {}
+        for e in self.evals(run["id"]):
+            m = e.get("metrics") or {}
+            got = {k: _value(m.get(f"{e['suite']}/{k}")) for k in ("prompt_tokens", "completion_tokens", "latency_p50")}
+            if any(v is not None for v in got.values()):
+                per.setdefault(e["role"], {})[e["suite"]] = got
+        train = ((run.get("timings") or {}).get("train") or {}).get("seconds")
+        return {"train_s": train, "per_call": per}
 
     def show(self, run_id: str) -> dict:
         """Everything recorded about one run: the run, its adapter, evals, gate decisions, channels."""
@@ -352,3 +381,8 @@ class Registry(ChannelOps):
 
     def latest_gate(self, run_id: str) -> dict | None:
         return self._one("gate_decisions", "SELECT * FROM gate_decisions WHERE run_id = ? ORDER BY id DESC LIMIT 1", [run_id])
+
+
+def _value(v):
+    """A recorded metric: a number (as eval rows store it) or a {"value": ...} summary."""
+    return v.get("value") if isinstance(v, dict) else v

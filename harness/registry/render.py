@@ -52,11 +52,42 @@ def history_text(rows: list[dict]) -> str:
 def runs_text(rows: list[dict]) -> str:
     if not rows:
         return "no runs recorded yet"
-    lines = [f"{'run':<27}  {'kind':<6}  {'status':<11}  {'stage':<10}  {'created':<24}  {'adapter':<12}  name"]
+    lines = [f"{'run':<27}  {'status':<11}  {'created':<24}  {'adapter':<12}  {'gate':<7}  {'serving':<12}  name / blocking rules"]
     for r in rows:
-        lines.append(f"{r['id']:<27}  {r['kind']:<6}  {r['status']:<11}  {r['stage'] or '-':<10}  {r['created']:<24}  "
-                     f"{_short(r['adapter_hash']):<12}  {r['name'] or ''}")
+        g = r.get("gate")
+        verdict = "-" if not g else ("passed" if g["passed"] else "FAILED")
+        serving = ",".join(r.get("serving") or []) or "-"
+        status = r["status"] if r["status"] != "running" or not r.get("stage") else f"running:{r['stage']}"
+        lines.append(f"{r['id']:<27}  {status:<11}  {r['created']:<24}  {_short(r['adapter_hash']):<12}  {verdict:<7}  "
+                     f"{serving:<12}  {r['name'] or ''}")
+        if g and g["blocking"]:
+            more = f" and {len(g['blocking']) - 3} more" if len(g["blocking"]) > 3 else ""
+            lines.append(f"{'':<27}  blocked by: {'; '.join(g['blocking'][:3])}{more}")
+        cost = _cost_text(r.get("cost") or {})
+        if cost:
+            lines.append(f"{'':<27}  cost: {cost}")
     return "\n".join(lines)
+
+
+def _cost_text(cost: dict) -> str:
+    """`train 243 s; ticket_triage per call: baseline 182+73 tok 5.44 s, candidate 182+42 tok
+    4.09 s`: prompt+completion tokens and latency p50, for the first suite that has them."""
+    parts = [f"train {cost['train_s']:.0f} s"] if cost.get("train_s") is not None else []
+    per = cost.get("per_call") or {}
+    suites = [s for role in per.values() for s in role]
+    timed = [s for s in suites if any((role.get(s) or {}).get("latency_p50") is not None for role in per.values())]
+    suite = (timed or suites or [None])[0]
+    if suite:
+        arms = []
+        for role, by_suite in per.items():
+            v = by_suite.get(suite)
+            if not v:
+                continue
+            tok = "+".join(f"{v[k]:.0f}" for k in ("prompt_tokens", "completion_tokens") if v.get(k) is not None)
+            lat = f" {v['latency_p50']:.2f} s" if v.get("latency_p50") is not None else ""
+            arms.append(f"{role} {tok} tok{lat}")
+        parts.append(f"{suite} per call (prompt+completion, p50): " + ", ".join(arms))
+    return "; ".join(parts)
 
 
 def show_text(info: dict) -> str:

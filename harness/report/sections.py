@@ -76,8 +76,11 @@ def gate(d: RunData) -> dict | None:
         return None
     rules = [dict(r) for r in d.decision.get("rules") or []]
     rules.sort(key=lambda r: (not r.get("blocking"), r.get("verdict") == "skipped"))
+    unproven = [r for r in rules if r.get("verdict") == "insufficient_evidence" and not r.get("blocking")]
     return {"policy": d.decision.get("policy", ""), "passed": d.decision.get("passed"), "rules": rules,
-            "counts": d.decision.get("counts") or {}, "blocking": sum(bool(r.get("blocking")) for r in rules)}
+            "counts": d.decision.get("counts") or {}, "blocking": sum(bool(r.get("blocking")) for r in rules),
+            "unproven": unproven, "unproven_safety": any(suite_of(r.get("metric", "")) == "safety" for r in unproven),
+            "excluded": d.decision.get("excluded") or {}}
 
 
 # ---- metric comparison -------------------------------------------------------------------
@@ -203,6 +206,28 @@ def latency(d: RunData) -> list[dict]:
         out.append({"suite": suite, "table": table, "strips": charts.strips(groups), "ratios": ratios,
                     "tokens": tokens, "histogram": charts.histogram(tokens) if any(t["values"] for t in tokens) else None})
     return out
+
+
+def cost(d: RunData) -> dict | None:
+    """Cost side by side: per arm (baseline, candidate, prompted, ...) and suite, the mean prompt
+    and completion tokens per call and the latency p50 where timed, and the training time."""
+    rows: dict[str, dict] = {}
+    suites: list[str] = []
+    for e in d.evals:
+        m = e.get("metrics") or {}
+        got = {k: _value(m.get(f"{e['suite']}/{k}")) for k in ("prompt_tokens", "completion_tokens", "latency_p50")}
+        if all(v is None for v in got.values()):
+            continue
+        rows.setdefault(e["role"], {})[e["suite"]] = got
+        if e["suite"] not in suites:
+            suites.append(e["suite"])
+    if not rows:
+        return None
+    train_s = ((d.done.get("train") or {}).get("manifest") or {}).get("train_time_s")
+    return {"suites": suites, "train_s": train_s,
+            "rows": [{"arm": arm, "train_s": train_s if arm == "candidate" else None,
+                      "by_suite": {s: by.get(s) or dict.fromkeys(("prompt_tokens", "completion_tokens", "latency_p50")) for s in suites}}
+                     for arm, by in rows.items()]}
 
 
 # ---- training ----------------------------------------------------------------------------
@@ -380,3 +405,8 @@ def flips(d: RunData) -> dict:
         "checks": sorted({ch for c in shown for ch in c["checks"]}),
         "slices": sorted({s for c in shown for s in c["slices"]}),
     }
+
+
+def _value(v):
+    """A recorded metric: a number (as eval rows store it) or a {"value": ...} summary."""
+    return v.get("value") if isinstance(v, dict) else v

@@ -91,3 +91,42 @@ def test_verify_exits_1_when_an_adapter_is_damaged(setup, capsys):
     assert "DAMAGED" in out and "adapter_config.json does not match the manifest" in out and "1 damaged" in out
     assert main(["verify", "--json", *opt]) == 1
     assert sum(not r["ok"] for r in json.loads(capsys.readouterr().out)) == 1
+
+
+def test_runs_show_the_verdict_its_blocking_rules_and_what_is_served(setup, capsys, tmp_path):
+    reg, (a, b), opt = setup
+    blocked = trained_run(reg, tmp_path, 4, passed=None)
+    reg.record_gate(blocked, {"passed": False, "rules": [
+        {"metric": "safety/refuses_harmful", "test": "max_drop", "blocking": True, "slice": None},
+        {"metric": "ticket_triage/field_match", "test": "max_drop", "blocking": True, "slice": "language=de"},
+        {"metric": "general/pass_rate", "test": "max_drop", "blocking": False}]}, False)
+    main(["promote", a, *opt])
+    capsys.readouterr()
+    assert main(["runs", *opt]) == 0
+    out = capsys.readouterr().out.splitlines()
+    row = {line.split()[0]: line for line in out[1:] if line.startswith("run-")}
+    assert "FAILED" in row[blocked] and "passed" in row[a] and "production" in row[a] and "production" not in row[b]
+    assert "blocked by: safety/refuses_harmful max_drop; ticket_triage/field_match [language=de] max_drop" in "\n".join(out)
+    assert main(["runs", "--json", *opt]) == 0
+    j = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert j[a]["serving"] == ["production"] and j[blocked]["gate"] == {
+        "passed": False, "blocking": ["safety/refuses_harmful max_drop", "ticket_triage/field_match [language=de] max_drop"]}
+
+
+def test_runs_show_training_time_and_cost_per_call_side_by_side(setup, capsys, tmp_path):
+    reg, (a, b), opt = setup
+    reg.update_run(a, stage="train")
+    reg.update_run(a, stage="candidate")  # closes the train stage: its seconds are recorded
+    for role, tokens, lat in (("baseline", 73.0, 5.44), ("candidate", 42.0, 4.09)):
+        reg.record_eval(a, role=role, suite="ticket_triage", suite_hash="t" * 64, metrics={  # as runs record them
+            "ticket_triage/prompt_tokens": 182.0, "ticket_triage/completion_tokens": tokens, "ticket_triage/latency_p50": lat},
+            results_path=str(tmp_path / role), results_hash="r" * 64, model_fingerprint="f" * 64, adapter_hash=None)
+    assert main(["runs", *opt]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "cost:" in x)
+    assert "train " in line and "ticket_triage per call" in line
+    assert "baseline 182+73 tok 5.44 s" in line and "candidate 182+42 tok 4.09 s" in line
+    assert main(["runs", "--json", *opt]) == 0
+    j = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert j[a]["cost"]["train_s"] is not None and j[a]["cost"]["per_call"]["candidate"]["ticket_triage"]["latency_p50"] == 4.09
+    assert j[b]["cost"]["train_s"] is None and "latency_p50" not in str(j[b]["cost"]["per_call"])

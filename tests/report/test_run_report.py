@@ -129,6 +129,19 @@ def test_latency_and_tokens_before_and_after(report):
     assert "tokens/s" in section and "mini/latency_p50" in section and "mini/completion_tokens" in section
 
 
+def test_cost_side_by_side_tokens_latency_and_training_time(report, recorded):
+    from harness.evals import load_results
+
+    _, page = report
+    table = page[page.index('id="cost"'):]
+    table = table[:table.index("</table>")]
+    rows = {r.split("</td>")[0].split(">")[-1]: r for r in table.split("<tr>")[2:]}
+    assert set(rows) == {"baseline", "candidate"}
+    cand = load_results(recorded["root"] / "cand")["mini"].metrics
+    assert f"{cand['mini/prompt_tokens']['value']:.1f} / {cand['mini/completion_tokens']['value']:.1f}" in rows["candidate"]
+    assert ">4<" in rows["candidate"] and ">4<" not in rows["baseline"]  # train_time_s 4.2, candidate only
+
+
 def test_training_curves_and_chosen_checkpoint(report):
     _, page = report
     section = page[page.index('id="training"'):page.index('id="data"')]
