@@ -212,10 +212,24 @@ class HFBackend:
         else:
             self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name, is_trainable=False)
         self.model.eval()
+        self._adapter_in_base_dtype(name)
         self.adapters[name] = path
         self._engine = None  # built again over the wrapped model
         self.set_adapter(name)
         return name
+
+    def _adapter_in_base_dtype(self, name: str) -> None:
+        """peft keeps adapter weights in fp32 on a bf16 base, so every adapted layer casts its
+        input up and its output back; the adapter runs in the base's dtype instead (the run's
+        identity already says bf16, and the cache key holds the dtype)."""
+        import torch
+
+        dtype = getattr(torch, self.dtype)
+        if dtype == torch.float32:
+            return
+        for pname, param in self.model.named_parameters():
+            if f".{name}." in pname and param.dtype != dtype and param.is_floating_point():
+                param.data = param.data.to(dtype)
 
     def set_adapter(self, name: str | None) -> None:
         """Switch to a loaded adapter, or `None` for the plain base model."""

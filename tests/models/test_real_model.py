@@ -35,8 +35,10 @@ def test_real_batched_greedy_equals_one_by_one(real_backend):
     batched = real_backend.generate(reqs, GenerationConfig(max_new_tokens=24, batch_size=len(reqs)))
     single = real_backend.generate(reqs, GenerationConfig(max_new_tokens=24, batch_size=1))
     assert [c.text for c in batched] == [c.text for c in single]
-    paris = batched[0].text
-    assert "Paris" in paris
+    # and the model is the model, not noise: known answers in most of the outputs (one may flip
+    # with the numerics: bf16 on an AVX512-BF16 CPU without AMX answers France with a song)
+    known = {0: "Paris", 3: "Red", 5: "Hello", 14: "Shakespeare", 17: "100"}
+    assert sum(word in batched[i].text for i, word in known.items()) >= 4, [batched[i].text for i in known]
 
 
 def test_real_loglikelihood_batch_equals_batch_one(real_backend):
