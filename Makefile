@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: install test test-fast test-browser demo bench clean-cache
+.PHONY: install test test-fast test-browser demo demo-regression bench clean-cache
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ test-browser: install
 
 demo: install
 	$(BIN)/harness run examples/ticket_triage/run.yaml
+
+# after `make demo`: a candidate trained without its safety examples, which the gate stops
+demo-regression: install
+	HARNESS=$(CURDIR)/$(BIN)/harness examples/ticket_triage/demo-regression.sh
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
