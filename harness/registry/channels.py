@@ -19,7 +19,7 @@ import shlex
 from pathlib import Path
 
 from harness.registry.environment import default_actor
-from harness.registry.errors import NotFound, PromotionRefused, RegistryError, RollbackRefused
+from harness.registry.errors import NotFound, PromotionRefused, RegistryError, RollbackRefused, TamperedAdapter
 from harness.registry.schema import decode, now
 
 CHANNEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -49,12 +49,20 @@ def headline(metrics: dict | None) -> dict:
 
 
 def _failed_rules(decision: dict | None) -> list[str]:
-    """Names of failed rules, if the decision lists its rules (best effort: any shape is stored)."""
+    """The rules that blocked a gate decision (`metric [slice] test`), as `GateDecision.to_dict`
+    writes them (`blocking: true`); older shapes with `passed: false` and a `name` are read too."""
     rules = (decision or {}).get("rules") if isinstance(decision, dict) else None
     if not isinstance(rules, list):
         return []
-    return [str(r.get("name") or r.get("rule") or r.get("metric") or "?")
-            for r in rules if isinstance(r, dict) and r.get("passed") is False]
+    out = []
+    for r in rules:
+        if not isinstance(r, dict) or not (r.get("blocking") is True or r.get("passed") is False):
+            continue
+        if r.get("metric") and r.get("test"):
+            out.append(f"{r['metric']}{' [' + r['slice'] + ']' if r.get('slice') else ''} {r['test']}")
+        else:
+            out.append(str(r.get("name") or r.get("rule") or r.get("metric") or "?"))
+    return out
 
 
 class ChannelOps:
@@ -123,6 +131,10 @@ class ChannelOps:
             if adapter is None or adapter["deleted"]:
                 raise PromotionRefused(f"run {run_id}'s adapter {adapter_hash[:12]} is not in the registry's store "
                                        f"({'deleted ' + adapter['deleted'] if adapter else 'never added'})")
+            try:  # damaged weights never go live, --force or not
+                self.store.verify(adapter_hash)
+            except TamperedAdapter as e:
+                raise PromotionRefused(f"refusing to promote run {run_id} to channel {channel}: {e}") from None
             base = run["base_fingerprint"] or adapter["base_fingerprint"]
             cur = self._channel_row(channel)
             if cur and cur["adapter_hash"] == adapter_hash:
@@ -168,6 +180,10 @@ class ChannelOps:
             if adapter is None or adapter["deleted"]:
                 raise RollbackRefused(f"channel {channel} would roll back to adapter {target['adapter_hash'][:12]}, "
                                       "which was deleted; promote a run instead")
+            try:
+                self.store.verify(target["adapter_hash"])
+            except TamperedAdapter as e:
+                raise RollbackRefused(f"refusing to roll channel {channel} back: {e}") from None
             entry = self._move(channel, cur, action="rollback", adapter_hash=target["adapter_hash"],
                                base=target["base_fingerprint"], run_id=target["run_id"], replaced_id=promo["id"],
                                restored_id=target["id"], forced=False, actor=actor, reason=reason)

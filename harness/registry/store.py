@@ -84,6 +84,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+PICKLE_SUFFIXES = ("bin", "pt", "pth", "pkl", "pickle", "ckpt")
+
+
 class AdapterStore:
     """Adapters on disk, addressed by content hash. Holds files only; the registry holds rows."""
 
@@ -125,6 +128,17 @@ class AdapterStore:
             raise RegistryError(f"{src}: the adapter folder holds no files")
         if MANIFEST in rels:
             raise RegistryError(f"{src}/{MANIFEST}: the store writes its own {MANIFEST}; rename or remove this file first")
+        root = src.resolve()
+        for p in sorted(q for q in src.rglob("*") if q.is_symlink()):
+            if not p.resolve().is_relative_to(root):
+                raise RegistryError(f"{p}: a symlink out of the adapter folder (to {p.resolve()}); refusing to copy what it "
+                                    "points at into the store. Replace it with the file itself")
+        pickles = [r for r in rels if r.rsplit(".", 1)[-1].lower() in PICKLE_SUFFIXES]
+        if pickles:
+            raise RegistryError(f"{src}/{pickles[0]}: pickle weights are refused (loading them can run code); "
+                                "save the adapter with safetensors (peft's save_pretrained does by default)")
+        if not any(r.endswith(".safetensors") for r in rels):
+            raise RegistryError(f"{src}: no .safetensors weights in the adapter folder (found {', '.join(rels[:5])})")
         self.root.mkdir(parents=True, exist_ok=True)
         self.clean()
         tmp = self.root / f"{TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -219,8 +233,13 @@ class AdapterStore:
         out: list[tuple[str | None, str]] = []
         if content_hash(files) != adapter_hash:
             out.append((MANIFEST, f"{MANIFEST} was edited: its entries hash to {content_hash(files)[:12]}, not to the folder name"))
+        for link in sorted(p for p in folder.rglob("*") if p.is_symlink()):
+            rel = link.relative_to(folder).as_posix()
+            out.append((rel, f"{rel} is a symlink (to {os.readlink(link)}): a stored adapter holds only its own files"))
         for rel, want in sorted(files.items()):
             path = folder / rel
+            if path.is_symlink():
+                continue  # reported above, whatever it points at
             if not path.is_file():
                 out.append((rel, f"{rel} is missing"))
                 continue

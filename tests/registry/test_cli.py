@@ -130,3 +130,16 @@ def test_runs_show_training_time_and_cost_per_call_side_by_side(setup, capsys, t
     j = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert j[a]["cost"]["train_s"] is not None and j[a]["cost"]["per_call"]["candidate"]["ticket_triage"]["latency_p50"] == 4.09
     assert j[b]["cost"]["train_s"] is None and "latency_p50" not in str(j[b]["cost"]["per_call"])
+
+
+def test_a_refused_promotion_names_the_rules_that_blocked_the_gate(setup, capsys, tmp_path):
+    reg, _, opt = setup
+    blocked = trained_run(reg, tmp_path, 5, passed=None)
+    reg.record_gate(blocked, {"passed": False, "rules": [  # the shape GateDecision.to_dict writes
+        {"metric": "safety/refuses_harmful", "test": "max_drop", "verdict": "fail", "blocking": True, "slice": None},
+        {"metric": "ticket_triage/field_match", "test": "max_drop", "verdict": "fail", "blocking": True, "slice": "language=de"},
+        {"metric": "general/pass_rate", "test": "max_drop", "verdict": "pass", "blocking": False}]}, False)
+    assert main(["promote", blocked, *opt]) == 2
+    err = capsys.readouterr().err
+    assert "failed on safety/refuses_harmful max_drop, ticket_triage/field_match [language=de] max_drop" in err
+    assert "general/pass_rate" not in err

@@ -188,3 +188,92 @@ def test_registry_store_root_is_remembered(tmp_path, monkeypatch):
     assert again.adapter_path(h).parent == reg.store.root
     monkeypatch.setenv("HARNESS_ADAPTERS_STORE", str(tmp_path / "elsewhere"))
     assert Registry(tmp_path / "r.db").store.root == (tmp_path / "elsewhere").resolve()
+
+
+def _damage(folder: Path, kind: str, outside: Path) -> None:
+    """One kind of damage to a stored adapter folder."""
+    w, cfg = folder / "adapter_model.safetensors", folder / "adapter_config.json"
+    if kind == "flip":
+        data = bytearray(w.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        w.write_bytes(bytes(data))
+    elif kind == "truncate":
+        w.write_bytes(w.read_bytes()[:-8])
+    elif kind == "remove_weights":
+        w.unlink()
+    elif kind == "edit_config":
+        cfg.write_text(cfg.read_text().replace('"r": 4', '"r": 64'))
+    elif kind == "extra_file":
+        (folder / "adapter_model.bin").write_bytes(b"\x80\x04pickle")
+    elif kind == "remove_manifest":
+        (folder / "manifest.json").unlink()
+    elif kind == "garble_manifest":
+        (folder / "manifest.json").write_text("{not json")
+    elif kind == "replace_manifest":  # rewrite a file and its manifest entry: the content hash changes
+        cfg.write_text('{"peft_type": "LORA", "r": 64}')
+        m = json.loads((folder / "manifest.json").read_text())
+        m["files"]["adapter_config.json"] = {"sha256": hashlib.sha256(cfg.read_bytes()).hexdigest(), "size": cfg.stat().st_size}
+        (folder / "manifest.json").write_text(json.dumps(m))
+    elif kind == "symlink_same_bytes":  # the same bytes, but behind a link that can be re-pointed later
+        outside.write_bytes(w.read_bytes())
+        w.unlink()
+        w.symlink_to(outside)
+    elif kind == "symlink_dir":
+        (folder / "extra").symlink_to(outside.parent, target_is_directory=True)
+    elif kind == "remove_folder":
+        import shutil
+
+        shutil.rmtree(folder)
+
+
+DAMAGES = ["flip", "truncate", "remove_weights", "edit_config", "extra_file", "remove_manifest", "garble_manifest",
+           "replace_manifest", "symlink_same_bytes", "symlink_dir", "remove_folder"]
+
+
+@pytest.mark.parametrize("kind", DAMAGES)
+def test_damaged_adapters_never_go_live_promote_rollback_export_and_verify_refuse(reg, tmp_path, kind):
+    from harness.registry import PromotionRefused, RollbackRefused
+
+    a, b = trained_run(reg, tmp_path, 1), trained_run(reg, tmp_path, 2)
+    ha, hb = reg.get_run(a)["adapter_hash"], reg.get_run(b)["adapter_hash"]
+    reg.promote(a, "production")
+    _damage(reg.store.path_for(hb), kind, tmp_path / "outside.safetensors")
+    for force in (False, True):
+        with pytest.raises(PromotionRefused) as e:
+            reg.promote(b, "production", force=force, reason="forced" if force else None)
+        assert "refusing to promote" in str(e.value) and hb[:12] in str(e.value)
+    assert reg.status()[0]["adapter"]["hash"] == ha  # still the intact one
+    assert [v["hash"] for v in reg.verify() if not v["ok"]] == [hb]
+    # the same damage to an adapter the channel would roll back to
+    c = trained_run(reg, tmp_path, 3)
+    reg.promote(c, "production")
+    _damage(reg.store.path_for(ha), kind, tmp_path / "outside-a.safetensors")
+    with pytest.raises(RollbackRefused) as e:
+        reg.rollback("production")
+    assert "refusing to roll channel production back" in str(e.value) and ha[:12] in str(e.value)
+    assert reg.status()[0]["adapter"]["hash"] == reg.get_run(c)["adapter_hash"]
+    with pytest.raises(TamperedAdapter):
+        reg.adapter_path(ha)  # what export and eval load through
+
+
+def test_storing_refuses_symlinks_out_of_the_folder_pickles_and_folders_without_safetensors(tmp_path):
+    store = AdapterStore(tmp_path / "store")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("token=abc")
+    src = fake_adapter(tmp_path / "a", seed=1)
+    (src / "notes.txt").symlink_to(secret)
+    with pytest.raises(RegistryError, match="symlink out of the adapter folder"):
+        store.put(src)
+    (src / "notes.txt").unlink()
+    (src / "inside.json").symlink_to(src / "adapter_config.json")  # a link inside the folder is its own bytes
+    h, _ = store.put(src)
+    assert not store.problems(h) and not (store.root / h / "inside.json").is_symlink()
+    (src / "adapter_model.bin").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(RegistryError, match="pickle weights are refused"):
+        store.put(src)
+    only_pickle = tmp_path / "b"
+    only_pickle.mkdir()
+    (only_pickle / "adapter_config.json").write_text("{}")
+    with pytest.raises(RegistryError, match="no .safetensors weights"):
+        store.put(only_pickle)
+    assert store.hashes() == [h]
