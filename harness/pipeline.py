@@ -107,6 +107,7 @@ class Pipeline:
         if len(todo) < len(STAGES):
             self.say(f"[bold]resuming {self.run_id}[/bold] after {list(self.state.done)[-1]}")
         self.reg.update_run(self.run_id, status="running")
+        restore = _terminate_as_interrupt()
         try:
             for i, stage in enumerate(STAGES, 1):
                 if stage in self.state.done:
@@ -118,15 +119,18 @@ class Pipeline:
                 out["seconds"] = round(time.perf_counter() - t0, 2)
                 self.state.done[stage] = out
                 self.state.save()
-        except KeyboardInterrupt:
-            self.reg.update_run(self.run_id, status="interrupted", error="interrupted by the user")
-            raise HarnessError(f"run {self.run_id} interrupted: continue with `harness run --resume {self.run_id}`") from None
+        except KeyboardInterrupt as e:
+            why = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted by the user"
+            self.reg.update_run(self.run_id, status="interrupted", error=why)
+            raise HarnessError(f"run {self.run_id} interrupted ({why}): continue with `harness run --resume {self.run_id}`") from None
         except Exception as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             self.reg.update_run(self.run_id, status="failed", error=msg)
             if isinstance(e, HarnessError):
                 raise RunFailed(f"run {self.run_id} failed at stage {stage!r}: {e}") from None
             raise
+        finally:
+            restore()
         self.reg.update_run(self.run_id, status="finished", stage="done")
         if self.state.done.get("report", {}).get("report"):
             # written again now that the run is finished: the page shows its final status and promotion
@@ -469,3 +473,23 @@ def print_summary(s: dict) -> None:
         f"registry   {s['registry']}",
     ]
     print("\n".join(lines))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what CI runners and `kill` send), handled like Ctrl-C: the run is marked
+    `interrupted`, never promoted, and can be resumed."""
+
+
+def _terminate_as_interrupt():
+    """While a run runs, SIGTERM raises `Terminated`; returns what restores the old handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_term(signum, frame):
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    return lambda: signal.signal(signal.SIGTERM, old)

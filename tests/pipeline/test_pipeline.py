@@ -98,11 +98,18 @@ def test_failed_gate_is_never_promoted(tiny_model_dir, tmp_path, home):
     assert reg.get_run(s["run_id"])["status"] == "finished"
 
 
-def test_interrupted_run_resumes(tiny_model_dir, tmp_path, home):
+def _default_signals():
+    # a shell that ignores SIGINT for background jobs passes that on: restore it for the child
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_resumes(tiny_model_dir, tmp_path, home, sig):
     cfg = write_run(tmp_path, tiny_model_dir, max_steps=30, save_steps=2)
     env = dict(os.environ, HARNESS_HOME=str(home))
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(cfg)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
     runs = home / "runs"
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -111,15 +118,17 @@ def test_interrupted_run_resumes(tiny_model_dir, tmp_path, home):
             break
         time.sleep(0.5)
     assert ckpts, "training never wrote a checkpoint"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2 and "interrupted" in err and "--resume" in err
+    assert proc.returncode == 2 and "interrupted" in err and "--resume" in err, err[-2000:]
     run_id = ckpts[0].parts[-4]
 
     from harness.registry import Registry
 
     reg = Registry(home / "registry.db")
     assert reg.get_run(run_id)["status"] == "interrupted"
+    assert ("SIGTERM" in reg.get_run(run_id)["error"]) == (sig == signal.SIGTERM)
+    assert not reg.status()  # nothing promoted
     state = json.loads((runs / run_id / "state.json").read_text())
     assert "train" not in state["done"] and "baseline" in state["done"]
     # finish faster on resume: same run, training continues from its checkpoint
