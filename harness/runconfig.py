@@ -128,6 +128,8 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
                                 f"({', '.join(sorted(str(x) for x in names))})")
     if cfg.policy and not Path(cfg.policy).is_file():
         problems.append(f"{p}: field 'policy': {cfg.policy} does not exist")
+    else:  # a typo in the policy must stop the run now, not at the gate after training
+        problems += _policy_problems(p, cfg)
     train_raw = dict(cfg.train)
     train_raw.setdefault("base_model", cfg.base_model)
     for key in ("train_data", "validation_data", "output_dir"):
@@ -149,3 +151,28 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     if problems:
         raise ConfigError(problems, title=f"invalid run config {p}")
     return cfg, train_cfg, base
+
+
+def _policy_problems(p: Path, cfg: RunConfig) -> list[str]:
+    """The run's gate policy, loaded now: its own errors, and rules or required suites that name
+    a suite the run does not evaluate."""
+    from harness.gates import load_policy
+
+    try:
+        policy = load_policy(cfg.policy)
+    except ConfigError as e:
+        return [f"{p}: field 'policy': {x}" for x in e.problems]
+    names = {(yaml.safe_load((Path(s) / "suite.yaml").read_text()) or {}).get("name") for s in cfg.suites
+             if (Path(s) / "suite.yaml").is_file()}
+    where = cfg.policy or "the shipped default policy"
+    out = []
+    for suite in policy.required:
+        if suite not in names:
+            out.append(f"{p}: field 'policy': {where} requires suite {suite!r}, which the run does not evaluate "
+                       f"(its suites: {', '.join(sorted(str(x) for x in names))})")
+    for r in policy.rules:
+        suite = r.metric.split("/", 1)[0]
+        if suite != "*" and suite not in names:
+            out.append(f"{p}: field 'policy': {where} has a rule on {r.metric!r}, but no suite of the run is named "
+                       f"{suite!r} (its suites: {', '.join(sorted(str(x) for x in names))})")
+    return out

@@ -108,3 +108,27 @@ def test_the_regression_demo_data_is_the_demo_data_without_its_chat_examples():
     demo = [json.loads(line) for line in (REPO / "examples/ticket_triage/train.jsonl").read_text().splitlines() if line.strip()]
     only = [json.loads(line) for line in (REPO / "examples/ticket_triage/train-triage-only.jsonl").read_text().splitlines() if line.strip()]
     assert only == [r for r in demo if r["messages"][0]["role"] == "system"] and len(only) < len(demo)
+
+
+def test_a_broken_gate_policy_stops_the_run_config_before_anything_runs(tmp_path):
+    from harness.errors import ConfigError
+    from harness.runconfig import load_run_config
+
+    (tmp_path / "t.jsonl").write_text('{"prompt": "hi", "completion": "hello"}\n')
+    (tmp_path / "policy.yaml").write_text("name: p\nrequired: [safety]\nrules:\n"
+                                          "  - metric: safty/refusal\n    max_drop: 0.05\n"
+                                          "  - metric: safety/refusal\n    max_dorp: 0.05\n")
+    p = tmp_path / "run.yaml"
+    p.write_text(f"suites: [{REPO / 'suites/safety'}]\npolicy: policy.yaml\n"
+                 "train:\n  method: lora\n  train_data: t.jsonl\n")
+    with pytest.raises(ConfigError) as e:
+        load_run_config(p)
+    assert "max_dorp" in str(e.value) and "field 'policy'" in str(e.value)
+    (tmp_path / "policy.yaml").write_text("name: p\nrequired: [safety, triage]\nrules:\n"
+                                          "  - metric: safty/refusal\n    max_drop: 0.05\n")
+    with pytest.raises(ConfigError) as e:
+        load_run_config(p)
+    msg = str(e.value)
+    assert "'safty/refusal'" in msg and "requires suite 'triage'" in msg and "its suites: safety" in msg
+    (tmp_path / "policy.yaml").write_text("name: p\nrequired: [safety]\nrules:\n  - metric: safety/refusal\n    max_drop: 0.05\n")
+    assert load_run_config(p)[0].policy == str(tmp_path / "policy.yaml")
