@@ -225,9 +225,8 @@ class Pipeline:
 
         t = self.state.done["train"]
         with tempfile.TemporaryDirectory(dir=self.state.folder) as tmp:
-            for f in Path(folder).iterdir():
-                if f.is_file() and f.name != "manifest.json":
-                    shutil.copy2(f, Path(tmp) / f.name)
+            for f in adapter_files(folder):
+                shutil.copy2(f, Path(tmp) / f.name)
             return self.reg.add_adapter(tmp, method=t["method"], base_fingerprint=self.base_fingerprint(), run_id=self.run_id)
 
     def stage_store_adapter(self):
@@ -493,3 +492,17 @@ def _terminate_as_interrupt():
 
     old = signal.signal(signal.SIGTERM, on_term)
     return lambda: signal.signal(signal.SIGTERM, old)
+
+
+# what a trainer checkpoint holds beside the adapter: resume state, pickled (never stored)
+TRAINER_STATE = {"trainer_state.json", "manifest.json"}
+
+
+def adapter_files(folder: str | Path) -> list[Path]:
+    """The files of an adapter folder or trainer checkpoint that make up the adapter: its
+    weights, config and tokenizer files; not the optimizer, scheduler, RNG or trainer state
+    (pickles the store refuses, and nothing a served adapter needs)."""
+    from harness.registry.store import PICKLE_SUFFIXES
+
+    return sorted(f for f in Path(folder).iterdir() if f.is_file() and f.name not in TRAINER_STATE
+                  and f.suffix.lstrip(".").lower() not in PICKLE_SUFFIXES)

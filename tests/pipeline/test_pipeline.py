@@ -252,3 +252,26 @@ def test_latency_is_timed_for_both_models_in_the_run_even_with_a_cached_baseline
     assert Path(row["results_path"]).parent == timed
     assert "mini/latency_p50" in json.loads((state.folder / "comparison.json").read_text())["metrics"]
     assert first["run_id"] != second["run_id"]
+
+
+def test_a_selected_checkpoint_is_stored_without_its_trainer_state(tiny_model_dir, tmp_path):
+    """A trainer checkpoint holds optimizer, scheduler and RNG pickles beside the adapter: the
+    store refuses pickles, so only the adapter's own files are stored."""
+    from harness.pipeline import adapter_files
+    from harness.registry import Registry
+    from tests.conftest import make_adapter
+
+    ckpt = make_adapter(tiny_model_dir, tmp_path / "checkpoint-4", "lora")
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin"):
+        (ckpt / name).write_bytes(b"\\x80\\x04pickle")
+    (ckpt / "trainer_state.json").write_text("{}")
+    kept = {f.name for f in adapter_files(ckpt)}
+    assert "adapter_model.safetensors" in kept and "adapter_config.json" in kept
+    assert not kept & {"optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin", "trainer_state.json"}
+    only = tmp_path / "only"
+    only.mkdir()
+    for f in adapter_files(ckpt):
+        (only / f.name).write_bytes(f.read_bytes())
+    reg = Registry(tmp_path / "r.db", store_root=tmp_path / "store")
+    h = reg.add_adapter(only, method="lora", base_fingerprint="f" * 64)
+    assert not reg.store.problems(h)
