@@ -205,7 +205,8 @@ class HFBackend:
 
         path = check_adapter_folder(Path(path))
         name = name or f"a{adapter_fingerprint(path)[:12]}"
-        if name in self.adapters:
+        if name in self.adapters:  # loaded before (e.g. while checkpoints were compared): make it active again
+            self.set_adapter(name)
             return name
         if isinstance(self.model, PeftModel):
             self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)

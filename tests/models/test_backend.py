@@ -112,6 +112,11 @@ def test_adapter_changes_outputs_and_disabling_restores_base(tiny_model_dir, ada
     assert backend.adapter_hash is None
     backend.set_adapter(second)
     assert texts(backend.generate(REQS, cfg)) == tuned2
+    # loading an adapter that is already loaded makes it active again (the pipeline's candidate
+    # stage loads the adapter its checkpoint selection loaded and then switched off)
+    backend.set_adapter(None)
+    assert backend.load_adapter(adapters["lora"]) == first and backend.active_adapter == first
+    assert texts(backend.generate(REQS, cfg)) == tuned
 
 
 def test_prompt_tuning_batches_equal_one_by_one(tiny_model_dir, tmp_path):

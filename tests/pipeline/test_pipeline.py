@@ -209,6 +209,11 @@ def test_selection_on_a_suite_split_leaves_those_cases_out_of_the_gate(tiny_mode
     flipped = {c for m in comparison["metrics"].values() for c in m["improved"] + m["regressed"]}
     assert not flipped & set(split)
     assert json.loads((state.folder / "decision.json").read_text())["excluded"] == {"mini": 6}
+    # the candidate was evaluated with its adapter, though selection had loaded it and switched it off
+    from harness.evals import load_results
+
+    cand = load_results(state.done["candidate"]["results"])["mini"]
+    assert cand.adapter_hash and cand.summary["latency"]["paired"]
 
 
 def test_selection_on_validation_loss_scores_no_suite_case(tiny_model_dir, tmp_path, home, monkeypatch):
