@@ -311,8 +311,7 @@ class Pipeline:
 
         from harness.evals import load_results, load_suites, write_result
         from harness.evals.results import build_summary
-        from harness.evals.runner import sample_cases, time_paired
-        from harness.models import GenerationConfig
+        from harness.evals.runner import generation_config, sample_cases, time_paired
 
         n_cfg, only = self.cfg.eval.latency_sample, self.cfg.eval.latency_suites
         suites = [sample_cases(s, self.cfg.eval.max_cases) for s in load_suites(self.cfg.suites)
@@ -327,10 +326,8 @@ class Pipeline:
         shutil.copytree(self.state.done["baseline"]["results"], base_copy)
         base_results, cand_results = load_results(base_copy), load_results(cand_dir)
         for s, n in todo:
-            gen = s.spec.generation
             cases = [c for c in s.cases if s.needs_generation(c)]
-            lat_b, lat_c = time_paired(be, s, cases, GenerationConfig(max_new_tokens=gen.max_new_tokens, stop=tuple(gen.stop)),
-                                       n, adapter)
+            lat_b, lat_c = time_paired(be, s, cases, generation_config(s), n, adapter)
             for r, lat, folder in ((base_results[s.name], lat_b, base_copy), (cand_results[s.name], lat_c, cand_dir)):
                 r.summary = {**r.summary, **build_summary(r, s.spec.slices, lat)}
                 write_result(r, folder)
@@ -443,10 +440,9 @@ class Pipeline:
 
 
 def _generation_key(suite) -> dict:
-    from harness.models import GenerationConfig
+    from harness.evals.runner import generation_config
 
-    gen = suite.spec.generation
-    return GenerationConfig(max_new_tokens=gen.max_new_tokens, stop=tuple(gen.stop)).cache_key()
+    return generation_config(suite).cache_key()
 
 
 def run(config_path: str | Path, registry=None) -> dict:

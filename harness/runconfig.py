@@ -112,24 +112,17 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     for s in cfg.suites:
         if not (Path(s) / "suite.yaml").is_file():
             problems.append(f"{p}: field 'suites': {s} is not a suite folder (no suite.yaml)")
-    if cfg.arm_suites is not None:
-        names = {(yaml.safe_load((Path(s) / "suite.yaml").read_text()) or {}).get("name") for s in cfg.suites
-                 if (Path(s) / "suite.yaml").is_file()}
-        for n in cfg.arm_suites:
+    names = {(yaml.safe_load((Path(s) / "suite.yaml").read_text()) or {}).get("name") for s in cfg.suites
+             if (Path(s) / "suite.yaml").is_file()}
+    known = ", ".join(sorted(str(x) for x in names))
+    for field, listed in (("arm_suites", cfg.arm_suites), ("eval.latency_suites", cfg.eval.latency_suites)):
+        for n in listed or []:
             if n not in names:
-                problems.append(f"{p}: field 'arm_suites': {n!r} is not the name of one of the run's suites "
-                                f"({', '.join(sorted(str(x) for x in names))})")
-    if cfg.eval.latency_suites is not None:
-        names = {(yaml.safe_load((Path(s) / "suite.yaml").read_text()) or {}).get("name") for s in cfg.suites
-                 if (Path(s) / "suite.yaml").is_file()}
-        for n in cfg.eval.latency_suites:
-            if n not in names:
-                problems.append(f"{p}: field 'eval.latency_suites': {n!r} is not the name of one of the run's suites "
-                                f"({', '.join(sorted(str(x) for x in names))})")
+                problems.append(f"{p}: field '{field}': {n!r} is not the name of one of the run's suites ({known})")
     if cfg.policy and not Path(cfg.policy).is_file():
         problems.append(f"{p}: field 'policy': {cfg.policy} does not exist")
     else:  # a typo in the policy must stop the run now, not at the gate after training
-        problems += _policy_problems(p, cfg)
+        problems += _policy_problems(p, cfg.policy, names)
     train_raw = dict(cfg.train)
     train_raw.setdefault("base_model", cfg.base_model)
     for key in ("train_data", "validation_data", "output_dir"):
@@ -153,26 +146,21 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     return cfg, train_cfg, base
 
 
-def _policy_problems(p: Path, cfg: RunConfig) -> list[str]:
+def _policy_problems(p: Path, policy_path: str | None, names: set) -> list[str]:
     """The run's gate policy, loaded now: its own errors, and rules or required suites that name
-    a suite the run does not evaluate."""
+    a suite the run does not evaluate (`names`)."""
     from harness.gates import load_policy
 
     try:
-        policy = load_policy(cfg.policy)
+        policy = load_policy(policy_path)
     except ConfigError as e:
         return [f"{p}: field 'policy': {x}" for x in e.problems]
-    names = {(yaml.safe_load((Path(s) / "suite.yaml").read_text()) or {}).get("name") for s in cfg.suites
-             if (Path(s) / "suite.yaml").is_file()}
-    where = cfg.policy or "the shipped default policy"
-    out = []
-    for suite in policy.required:
-        if suite not in names:
-            out.append(f"{p}: field 'policy': {where} requires suite {suite!r}, which the run does not evaluate "
-                       f"(its suites: {', '.join(sorted(str(x) for x in names))})")
+    where, known = policy_path or "the shipped default policy", ", ".join(sorted(str(x) for x in names))
+    out = [f"{p}: field 'policy': {where} requires suite {suite!r}, which the run does not evaluate (its suites: {known})"
+           for suite in policy.required if suite not in names]
     for r in policy.rules:
         suite = r.metric.split("/", 1)[0]
         if suite != "*" and suite not in names:
             out.append(f"{p}: field 'policy': {where} has a rule on {r.metric!r}, but no suite of the run is named "
-                       f"{suite!r} (its suites: {', '.join(sorted(str(x) for x in names))})")
+                       f"{suite!r} (its suites: {known})")
     return out

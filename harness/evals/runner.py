@@ -106,6 +106,28 @@ def sample_cases(suite: Suite, n: int | None) -> Suite:
     return suite
 
 
+def generation_config(suite: Suite, batch_size: int | None = None) -> GenerationConfig:
+    """The suite's generation settings (max tokens, stop strings) as the backend takes them."""
+    gen = suite.spec.generation
+    return GenerationConfig(max_new_tokens=gen.max_new_tokens, batch_size=batch_size, stop=tuple(gen.stop))
+
+
+def _timed(backend, suite: Suite, case: Case, one: GenerationConfig, shots: ShotsFn | None) -> tuple[dict, str]:
+    """One case generated alone: its latency sample, and the text."""
+    [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
+    return {"case_id": case.id, "latency_s": c.latency_s, "completion_tokens": c.completion_tokens,
+            "prompt_tokens": c.prompt_tokens}, c.text
+
+
+def _latency_summary(samples: list[dict]) -> dict:
+    """p50/p95/p99 and tokens/s of timed samples, with the samples."""
+    lat = percentiles([s["latency_s"] for s in samples])
+    total_t = sum(s["latency_s"] for s in samples)
+    lat["tokens_per_s"] = sum(s["completion_tokens"] for s in samples) / total_t if total_t else None
+    lat["samples"] = samples
+    return lat
+
+
 def measure_latency(backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, shots: ShotsFn | None,
                     texts: dict[str, str] | None = None) -> dict:
     """p50/p95/p99 and tokens/s over a fixed sample generated one at a time (never cached);
@@ -117,16 +139,12 @@ def measure_latency(backend, suite: Suite, cases: list[Case], config: Generation
     samples = []
     with progress(f"{suite.name}: latency at batch 1", len(sample)) as advance:
         for case in sample:
-            [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
-            samples.append({"case_id": case.id, "latency_s": c.latency_s, "completion_tokens": c.completion_tokens, "prompt_tokens": c.prompt_tokens})
+            timed, text = _timed(backend, suite, case, one, shots)
+            samples.append(timed)
             if texts is not None:
-                texts[case.id] = c.text
+                texts[case.id] = text
             advance(1)
-    lat = percentiles([s["latency_s"] for s in samples])
-    total_t = sum(s["latency_s"] for s in samples)
-    lat["tokens_per_s"] = sum(s["completion_tokens"] for s in samples) / total_t if total_t else None
-    lat["samples"] = samples
-    return lat
+    return _latency_summary(samples)
 
 
 def time_paired(backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, adapter: str | None,
@@ -135,6 +153,8 @@ def time_paired(backend, suite: Suite, cases: list[Case], config: GenerationConf
     one case at a time, alternating which of the two goes first (so drift and warm caches touch
     both alike): a paired measurement, where a cached baseline's timing from another process is
     not. Returns (baseline latency, candidate latency) in `measure_latency`'s format."""
+    if adapter is None:
+        raise ValueError("time_paired needs the candidate's adapter name (None is the base model)")
     sample = latency_sample(suite, cases, n)
     one = dataclasses.replace(config, batch_size=1)
     samples: dict[str | None, list] = {None: [], adapter: []}
@@ -142,20 +162,11 @@ def time_paired(backend, suite: Suite, cases: list[Case], config: GenerationConf
         for i, case in enumerate(sample):
             for who in ((None, adapter) if i % 2 == 0 else (adapter, None)):
                 backend.set_adapter(who)
-                [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
-                samples[who].append({"case_id": case.id, "latency_s": c.latency_s, "completion_tokens": c.completion_tokens,
-                                     "prompt_tokens": c.prompt_tokens})
+                samples[who].append(_timed(backend, suite, case, one, shots)[0])
                 advance(1)
     backend.set_adapter(adapter)
-    out = []
-    for who in (None, adapter):
-        lat = percentiles([x["latency_s"] for x in samples[who]])
-        total_t = sum(x["latency_s"] for x in samples[who])
-        lat["tokens_per_s"] = sum(x["completion_tokens"] for x in samples[who]) / total_t if total_t else None
-        lat["samples"] = samples[who]
-        lat["paired"] = True
-        out.append(lat)
-    return out[0], out[1]
+    base, cand = (_latency_summary(samples[who]) | {"paired": True} for who in (None, adapter))
+    return base, cand
 
 
 def check_batch_invariance(backend, suite: Suite, fresh: list[Case], batched: dict[str, Completion], config: GenerationConfig,
@@ -228,8 +239,7 @@ def evaluate_suite(
 ) -> SuiteResult:
     """Run one suite on the backend's active model/adapter and return scored results."""
     t0 = time.perf_counter()
-    gen = suite.spec.generation
-    gen_cfg = GenerationConfig(max_new_tokens=gen.max_new_tokens, batch_size=batch_size, stop=tuple(gen.stop))
+    gen_cfg = generation_config(suite, batch_size)
     messages = {c.id: suite.messages(c, shots(c) if shots else None) for c in suite.cases}
     gen_cases = [c for c in suite.cases if suite.needs_generation(c)]
     fresh: set[int] = set()

@@ -67,7 +67,7 @@ class GateDecision:
     def to_dict(self) -> dict:
         return {"policy": self.policy, "passed": self.passed, "counts": self.counts, "baseline": self.baseline,
                 "candidate": self.candidate, "rules": [asdict(r) for r in self.rules],
-                "unproven": [unproven_label(r) for r in self.unproven], "excluded": self.excluded}
+                "unproven": [rule_label(r) for r in self.unproven], "excluded": self.excluded}
 
     def to_markdown(self, max_rows: int = 200) -> str:
         return render_markdown(self, max_rows)
@@ -255,7 +255,8 @@ ICON = {PASS: "✅", FAIL: "❌", INSUFFICIENT: "⚠️", SKIPPED: "⏭️"}
 GUARDED_SUITES = ("safety",)
 
 
-def unproven_label(r: RuleResult) -> str:
+def rule_label(r: RuleResult) -> str:
+    """`metric [slice] test`."""
     return f"{r.metric}{f' [{r.slice}]' if r.slice else ''} {r.test}"
 
 
@@ -265,7 +266,7 @@ def unproven_warning(d: GateDecision) -> tuple[str, bool] | None:
     if not rules:
         return None
     guarded = any(r.metric.split("/", 1)[0] in GUARDED_SUITES for r in rules)
-    names = ", ".join(unproven_label(r) for r in rules[:6]) + (f" and {len(rules) - 6} more" if len(rules) > 6 else "")
+    names = ", ".join(rule_label(r) for r in rules[:6]) + (f" and {len(rules) - 6} more" if len(rules) > 6 else "")
     return (f"{len(rules)} rule(s) passed WITHOUT EVIDENCE (on_insufficient: pass): {names}. Their intervals could not "
             "decide; the candidate was not shown to meet them. Evaluate more cases, or choose margins the suites' "
             "n can resolve.", guarded)

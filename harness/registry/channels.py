@@ -54,15 +54,15 @@ def _failed_rules(decision: dict | None) -> list[str]:
     rules = (decision or {}).get("rules") if isinstance(decision, dict) else None
     if not isinstance(rules, list):
         return []
-    out = []
-    for r in rules:
-        if not isinstance(r, dict) or not (r.get("blocking") is True or r.get("passed") is False):
-            continue
-        if r.get("metric") and r.get("test"):
-            out.append(f"{r['metric']}{' [' + r['slice'] + ']' if r.get('slice') else ''} {r['test']}")
-        else:
-            out.append(str(r.get("name") or r.get("rule") or r.get("metric") or "?"))
-    return out
+    return [rule_label(r) for r in rules if isinstance(r, dict) and (r.get("blocking") is True or r.get("passed") is False)]
+
+
+def rule_label(r: dict) -> str:
+    """`metric [slice] test` of a recorded rule result (`name` for older shapes)."""
+    if r.get("metric") and r.get("test"):
+        where = f" [{r['slice']}]" if r.get("slice") else ""
+        return f"{r['metric']}{where} {r['test']}"
+    return str(r.get("name") or r.get("rule") or r.get("metric") or "?")
 
 
 class ChannelOps:

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.paths import harness_home
-from harness.registry.channels import ChannelOps
+from harness.registry.channels import ChannelOps, _failed_rules
 from harness.registry.environment import capture_environment, default_actor
 from harness.registry.errors import NotFound, RegistryError
 from harness.registry.schema import connect, decode, dumps, migrate, now
@@ -35,11 +35,6 @@ def _parse(stamp: str) -> datetime:
 
 def default_registry_path() -> Path:
     return harness_home() / "registry.db"
-
-
-def _rule_label(r: dict) -> str:
-    where = f" [{r['slice']}]" if r.get("slice") else ""
-    return f"{r['metric']}{where} {r['test']}"
 
 
 class Registry(ChannelOps):
@@ -247,27 +242,11 @@ class Registry(ChannelOps):
         rows = [decode("runs", r) for r in self.db.query("SELECT * FROM runs ORDER BY created DESC, rowid DESC LIMIT ?", [limit])]
         for r in rows:
             g = self.latest_gate(r["id"])
-            if g:
-                rules = (g.get("decision") or {}).get("rules") or []
-                blocking = [_rule_label(x) for x in rules if x.get("blocking")]
-                r["gate"] = {"passed": g["passed"], "blocking": blocking}
-            else:
-                r["gate"] = None
+            r["gate"] = {"passed": g["passed"], "blocking": _failed_rules(g.get("decision"))} if g else None
             r["serving"] = [x[0] for x in self.db.execute("SELECT name FROM channels WHERE run_id = ? ORDER BY name", [r["id"]])]
-            r["cost"] = self._cost(r)
+            train = ((r.get("timings") or {}).get("train") or {}).get("seconds")
+            r["cost"] = {"train_s": train, "per_call": per_call_cost(self.evals(r["id"]))}
         return rows
-
-    def _cost(self, run: dict) -> dict:
-        """What the run cost and what its models cost per call: training seconds, and per role
-        and suite the mean prompt and completion tokens and the latency p50 (where timed)."""
-        per: dict = {}
-        for e in self.evals(run["id"]):
-            m = e.get("metrics") or {}
-            got = {k: _value(m.get(f"{e['suite']}/{k}")) for k in ("prompt_tokens", "completion_tokens", "latency_p50")}
-            if any(v is not None for v in got.values()):
-                per.setdefault(e["role"], {})[e["suite"]] = got
-        train = ((run.get("timings") or {}).get("train") or {}).get("seconds")
-        return {"train_s": train, "per_call": per}
 
     def show(self, run_id: str) -> dict:
         """Everything recorded about one run: the run, its adapter, evals, gate decisions, channels."""
@@ -381,6 +360,21 @@ class Registry(ChannelOps):
 
     def latest_gate(self, run_id: str) -> dict | None:
         return self._one("gate_decisions", "SELECT * FROM gate_decisions WHERE run_id = ? ORDER BY id DESC LIMIT 1", [run_id])
+
+
+COST_METRICS = ("prompt_tokens", "completion_tokens", "latency_p50")
+
+
+def per_call_cost(evals: list[dict]) -> dict[str, dict[str, dict]]:
+    """role -> suite -> the mean prompt and completion tokens per call and the latency p50 (None
+    where not timed), from recorded eval rows; suites with none of them are left out."""
+    per: dict = {}
+    for e in evals:
+        m = e.get("metrics") or {}
+        got = {k: _value(m.get(f"{e['suite']}/{k}")) for k in COST_METRICS}
+        if any(v is not None for v in got.values()):
+            per.setdefault(e["role"], {})[e["suite"]] = got
+    return per
 
 
 def _value(v):

@@ -9,6 +9,7 @@ import re
 import statistics
 from pathlib import Path
 
+from harness.gates.decision import GUARDED_SUITES
 from harness.report import charts
 from harness.report.collect import RunData
 from harness.report.diff import side_by_side
@@ -79,7 +80,7 @@ def gate(d: RunData) -> dict | None:
     unproven = [r for r in rules if r.get("verdict") == "insufficient_evidence" and not r.get("blocking")]
     return {"policy": d.decision.get("policy", ""), "passed": d.decision.get("passed"), "rules": rules,
             "counts": d.decision.get("counts") or {}, "blocking": sum(bool(r.get("blocking")) for r in rules),
-            "unproven": unproven, "unproven_safety": any(suite_of(r.get("metric", "")) == "safety" for r in unproven),
+            "unproven": unproven, "unproven_safety": any(suite_of(r.get("metric", "")) in GUARDED_SUITES for r in unproven),
             "excluded": d.decision.get("excluded") or {}}
 
 
@@ -211,22 +212,16 @@ def latency(d: RunData) -> list[dict]:
 def cost(d: RunData) -> dict | None:
     """Cost side by side: per arm (baseline, candidate, prompted, ...) and suite, the mean prompt
     and completion tokens per call and the latency p50 where timed, and the training time."""
-    rows: dict[str, dict] = {}
-    suites: list[str] = []
-    for e in d.evals:
-        m = e.get("metrics") or {}
-        got = {k: _value(m.get(f"{e['suite']}/{k}")) for k in ("prompt_tokens", "completion_tokens", "latency_p50")}
-        if all(v is None for v in got.values()):
-            continue
-        rows.setdefault(e["role"], {})[e["suite"]] = got
-        if e["suite"] not in suites:
-            suites.append(e["suite"])
+    from harness.registry.registry import COST_METRICS, per_call_cost
+
+    rows = per_call_cost(d.evals)
     if not rows:
         return None
+    suites = list(dict.fromkeys(s for by in rows.values() for s in by))
     train_s = ((d.done.get("train") or {}).get("manifest") or {}).get("train_time_s")
     return {"suites": suites, "train_s": train_s,
             "rows": [{"arm": arm, "train_s": train_s if arm == "candidate" else None,
-                      "by_suite": {s: by.get(s) or dict.fromkeys(("prompt_tokens", "completion_tokens", "latency_p50")) for s in suites}}
+                      "by_suite": {s: by.get(s) or dict.fromkeys(COST_METRICS) for s in suites}}
                      for arm, by in rows.items()]}
 
 
@@ -405,8 +400,3 @@ def flips(d: RunData) -> dict:
         "checks": sorted({ch for c in shown for ch in c["checks"]}),
         "slices": sorted({s for c in shown for s in c["slices"]}),
     }
-
-
-def _value(v):
-    """A recorded metric: a number (as eval rows store it) or a {"value": ...} summary."""
-    return v.get("value") if isinstance(v, dict) else v
