@@ -195,10 +195,11 @@ def rule_lines(policy: str | None) -> tuple[Path, list[int]]:
     """The policy file and the 0-based line of each rule, so a gate item points at its rule."""
     import yaml
 
+    from harness.files import read_text
     from harness.gates import DEFAULT_POLICY
 
     path = Path(policy).resolve() if policy else DEFAULT_POLICY
-    root = yaml.compose(path.read_text())
+    root = yaml.compose(read_text(path))  # only after load_policy accepted the file
     for key, value in root.value if isinstance(root, yaml.MappingNode) else []:
         if key.value == "rules" and isinstance(value, yaml.SequenceNode):
             return path, [n.start_mark.line for n in value.value]
@@ -304,12 +305,12 @@ class SuiteNode(pytest.Collector):
 
 def case_lines(path: Path) -> dict[str, int]:
     """case id -> its 1-based line in cases.jsonl, so reports point at the case."""
+    from harness.files import iter_jsonl
+
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            out.setdefault(json.loads(line)["id"], n)
-        except (ValueError, KeyError, TypeError):
-            continue
+    for n, _, value, _ in iter_jsonl(path):
+        if isinstance(value, dict) and isinstance(value.get("id"), str):
+            out.setdefault(value["id"], n)
     return out
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from harness.configmodel import ConfigModel
 from harness.errors import ConfigError
+from harness.files import expand, is_file, load_mapping
 
 
-class EvalSettings(BaseModel):
+class EvalSettings(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     batch_size: int | None = Field(None, gt=0, description="generation batch size (default: from the memory budget)")
     latency_sample: int | None = Field(None, ge=0, description="cases timed at batch 1 per suite, base and candidate "
@@ -31,7 +32,7 @@ class EvalSettings(BaseModel):
                                           "batching did not change them (default 2; 0: only the latency sample)")
 
 
-class DataCheckSettings(BaseModel):
+class DataCheckSettings(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = Field(True, description="run the data checks before training")
     block: bool = Field(True, description="blocking findings (leakage, PII, malformed records) stop the run")
@@ -39,7 +40,7 @@ class DataCheckSettings(BaseModel):
     schema_path: str | None = Field(None, alias="schema", description="JSON schema that JSON assistant outputs must follow")
 
 
-class CheckpointSelection(BaseModel):
+class CheckpointSelection(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = Field(False, description="evaluate intermediate checkpoints and keep the best")
     on: Literal["validation", "suite"] = Field(
@@ -51,7 +52,7 @@ class CheckpointSelection(BaseModel):
                            "the suite name and case id; excluded from the gate's comparison)")
 
 
-class RunConfig(BaseModel):
+class RunConfig(ConfigModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     name: str = Field("run", description="a label for the run")
     base_model: str = Field("smollm2-135m-instruct", description="model spec of the base")
@@ -68,11 +69,16 @@ class RunConfig(BaseModel):
     report: bool = Field(True, description="write the HTML report at the end")
 
 
-def _resolve(base: Path, p: str | None) -> str | None:
-    if p is None:
-        return None
-    q = Path(p).expanduser()
-    return str(q if q.is_absolute() else (base / q).resolve())
+def _resolve(base: Path, p: Any) -> Any:
+    """A path from the config, made absolute from the config's folder; anything else (a wrong
+    type, left for validation to name) is returned as it is."""
+    if not isinstance(p, str) or not p:
+        return p
+    q = expand(p)
+    try:
+        return str(q if q.is_absolute() else (base / q).resolve())
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop: the file checks will say it is unusable
+        return str(base / q)
 
 
 def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
@@ -80,13 +86,9 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     from harness.train import load_train_config
 
     p = Path(path)
-    if not p.is_file():
+    if not is_file(p):
         raise ConfigError(f"run config {str(p)!r} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"{p}{f':{mark.line + 1}' if mark else ''}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    raw = load_mapping(p, "a run config (base_model, suites, train, ...)")
     problems = []
     base = p.resolve().parent
     try:
@@ -110,16 +112,21 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     cfg.policy = _resolve(base, cfg.policy)
     cfg.data_checks.schema_path = _resolve(base, cfg.data_checks.schema_path)
     for s in cfg.suites:
-        if not (Path(s) / "suite.yaml").is_file():
+        if not is_file(Path(s) / "suite.yaml"):
             problems.append(f"{p}: field 'suites': {s} is not a suite folder (no suite.yaml)")
-    names = {(yaml.safe_load((Path(s) / "suite.yaml").read_text()) or {}).get("name") for s in cfg.suites
-             if (Path(s) / "suite.yaml").is_file()}
+    names = set()
+    for s in cfg.suites:
+        if is_file(Path(s) / "suite.yaml"):
+            try:
+                names.add(load_mapping(Path(s) / "suite.yaml", "a suite spec").get("name"))
+            except ConfigError as e:
+                problems += [f"{p}: field 'suites': {x}" for x in e.problems]
     known = ", ".join(sorted(str(x) for x in names))
     for field, listed in (("arm_suites", cfg.arm_suites), ("eval.latency_suites", cfg.eval.latency_suites)):
         for n in listed or []:
             if n not in names:
                 problems.append(f"{p}: field '{field}': {n!r} is not the name of one of the run's suites ({known})")
-    if cfg.policy and not Path(cfg.policy).is_file():
+    if cfg.policy and not is_file(cfg.policy):
         problems.append(f"{p}: field 'policy': {cfg.policy} does not exist")
     else:  # a typo in the policy must stop the run now, not at the gate after training
         problems += _policy_problems(p, cfg.policy, names)

@@ -5,7 +5,6 @@ prompts). Refusals are their own style: a JSON task may rightly answer some requ
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from harness.data.report import finding
 from harness.errors import HarnessError
 from harness.evals.checks.safety import is_refusal
 from harness.evals.checks.text import parse_json
+from harness.files import load_json
 
 
 def answer_style(answer: str) -> str:
@@ -66,10 +66,7 @@ def load_schema(schema: str | Path | dict):
         p = Path(schema)
         if not p.is_file():
             raise HarnessError(f"{p}: schema file not found: give a JSON Schema file (e.g. suites/ticket_triage/schema.json)")
-        try:
-            doc = json.loads(p.read_text())
-        except ValueError as e:
-            raise HarnessError(f"{p}:{e.lineno}: not valid JSON ({e.msg})") from None
+        doc = load_json(p)
     try:
         Draft202012Validator.check_schema(doc)
     except SchemaError as e:

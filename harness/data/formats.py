@@ -14,12 +14,12 @@ the fix; the caller adds file:line.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.files import is_file, iter_jsonl, parse_json
 
 ROLES = ("system", "user", "assistant")
 FAMILIES = {"chat": "sft", "prompt_completion": "sft", "preference": "dpo"}
@@ -134,10 +134,9 @@ def _text_field(rec: Record, data: dict, key: str, *, conversational_role: str, 
 def parse_record(line: int, text: str, max_chars: int = 8000) -> Record:
     """Parse and validate one JSONL line."""
     rec = Record(line, text)
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        rec.problems.append(f"not valid JSON ({e.msg} at column {e.colno}): one JSON object per line")
+    data, problem = parse_json(text)
+    if problem:
+        rec.problems.append(f"{problem}: one JSON object per line")
         return rec
     if not isinstance(data, dict):
         rec.problems.append(f"a JSON {type(data).__name__}, not an object: each line is one record {SHAPES}")
@@ -171,20 +170,16 @@ def parse_record(line: int, text: str, max_chars: int = 8000) -> Record:
 def read_records(path: str | Path, max_chars: int = 8000) -> list[Record]:
     """Every non-blank line of a JSONL file as a validated `Record` (malformed ones included)."""
     p = Path(path)
-    if not p.is_file():
+    if not is_file(p):
         raise HarnessError(f"{p}: no such file: give a JSONL file of training records")
     records = []
-    with p.open("rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                text = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                rec = Record(n, raw.decode("utf-8", "replace").rstrip("\r\n"))
-                rec.problems.append(f"not UTF-8 (byte {e.start}): save the file as UTF-8")
-                records.append(rec)
-                continue
-            if text.strip():
-                records.append(parse_record(n, text, max_chars))
+    for n, text, _, problem in iter_jsonl(p):
+        if problem and not problem.startswith("not valid JSON"):
+            rec = Record(n, text)
+            rec.problems.append(problem)
+            records.append(rec)
+        else:  # parse_record parses again, so a record is the same read from a file or given as text
+            records.append(parse_record(n, text, max_chars))
     return records
 
 

@@ -160,7 +160,8 @@ def write_result(result: SuiteResult, out_dir: str | Path) -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+    # "\n" only: str.splitlines() would also split at U+2028/U+2029/U+0085 inside a model's output
+    return [json.loads(l) for l in path.read_text(encoding="utf-8").split("\n") if l.strip()]
 
 
 def read_suite_result(folder: Path) -> SuiteResult:

@@ -8,24 +8,24 @@ its files (README excluded), so an edited case is a different suite.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from harness.configmodel import ConfigModel
 from harness.errors import ConfigError
+from harness.files import is_dir, is_file, iter_jsonl, load_yaml
 
 
-class PromptSpec(BaseModel):
+class PromptSpec(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     system: str | None = Field(None, description="system message (Jinja2 over the case: {{ input.field }})")
     user: str = Field(..., description="user message template, e.g. 'Ticket: {{ input.ticket }}'")
 
 
-class GenerationSpec(BaseModel):
+class GenerationSpec(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     max_new_tokens: int = Field(64, gt=0, le=4096, description="greedy tokens generated per case")
     stop: list[str] = Field(default_factory=list, max_length=16,
@@ -40,7 +40,7 @@ class GenerationSpec(BaseModel):
         return v
 
 
-class CheckSpec(BaseModel):
+class CheckSpec(ConfigModel):
     model_config = ConfigDict(extra="allow")
     check: str = Field(..., description="registered check name, or module:function for a custom check")
     id: str | None = Field(None, description="metric name (defaults to the check name); must be unique in the suite")
@@ -55,7 +55,7 @@ class CheckSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
-class SuiteSpec(BaseModel):
+class SuiteSpec(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]*$", description="suite name (lowercase, digits, _ and -)")
     version: str | int = Field(..., description="bumped when the cases or checks change meaning")
@@ -68,7 +68,7 @@ class SuiteSpec(BaseModel):
     latency_sample: int = Field(6, ge=0, description="cases timed at batch 1 for latency percentiles")
 
 
-class Case(BaseModel):
+class Case(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(..., min_length=1)
     input: dict[str, Any] | str
@@ -139,23 +139,21 @@ def load_suite(path: str | Path) -> Suite:
 
     folder = Path(path)
     yml, jsonl = folder / "suite.yaml", folder / "cases.jsonl"
-    if not folder.is_dir():
+    if not is_dir(folder):
         raise ConfigError(f"suite folder {str(folder)!r} does not exist")
     problems: list[str] = []
     for f in (yml, jsonl):
-        if not f.is_file():
+        if not is_file(f):
             problems.append(f"{f}: missing (a suite folder holds suite.yaml and cases.jsonl)")
     if problems:
         raise ConfigError(problems, title=f"invalid suite {folder}")
 
     spec = raw = None
     try:
-        raw = yaml.safe_load(yml.read_text())
+        raw = load_yaml(yml)
         spec = SuiteSpec.model_validate(raw if raw is not None else {})
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problems.append(f"{yml}{line}: not valid YAML ({getattr(e, 'problem', e)})")
+    except ConfigError as e:
+        problems += e.problems
     except ValidationError as e:
         for err in e.errors():
             fix = " (unknown key: check its spelling)" if err["type"] == "extra_forbidden" else ""
@@ -163,13 +161,9 @@ def load_suite(path: str | Path) -> Suite:
 
     cases: list[Case] = []
     seen: dict[str, int] = {}
-    for n, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as e:
-            problems.append(f"{jsonl}:{n}: not valid JSON ({e.msg} at column {e.colno}): one JSON object per line")
+    for n, _, obj, problem in iter_jsonl(jsonl):
+        if problem:
+            problems.append(f"{jsonl}:{n}: {problem}" + (": one JSON object per line" if problem.startswith("not valid JSON") else ""))
             continue
         try:
             case = Case.model_validate(obj)
@@ -190,8 +184,9 @@ def load_suite(path: str | Path) -> Suite:
     if spec is not None:
         check_specs, slice_fields = spec.checks, spec.slices
     else:  # still check what can be checked, so every problem shows at once
-        check_specs, slice_fields = [], (raw or {}).get("slices") if isinstance(raw, dict) else None
-        for c in (raw or {}).get("checks") or [] if isinstance(raw, dict) else []:
+        raw_checks = raw.get("checks") if isinstance(raw, dict) else None
+        check_specs, slice_fields = [], raw.get("slices") if isinstance(raw, dict) else None
+        for c in raw_checks if isinstance(raw_checks, list) else []:
             try:
                 check_specs.append(CheckSpec.model_validate(c))
             except ValidationError:
@@ -212,6 +207,14 @@ def load_suite(path: str | Path) -> Suite:
         for k in c.where:
             if isinstance(slice_fields, list) and k not in slice_fields:
                 problems.append(f"{at}.where': {k!r} is not a slice field of this suite (slices: {slice_fields})")
+    for bc in checks:  # a check that can say a case is unusable says so now, not mid-evaluation
+        validate = getattr(bc.fn, "validate", None)
+        for case in cases if validate else ():
+            if bc.applies(case):
+                try:
+                    validate(case)
+                except (ValueError, TypeError, KeyError) as e:
+                    problems.append(f"{jsonl}:{seen[case.id]}: {e} (check {bc.spec.metric!r})")
     if spec is not None:
         env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
         for key in ("system", "user"):
@@ -220,13 +223,13 @@ def load_suite(path: str | Path) -> Suite:
                 continue
             try:
                 templates[key] = env.from_string(src)
-            except TemplateError as e:
-                problems.append(f"{yml}: field 'prompt.{key}': template error: {e}")
+            except (TemplateError, RecursionError) as e:  # RecursionError: nested past the parser's depth
+                problems.append(f"{yml}: field 'prompt.{key}': template error: {str(e) or type(e).__name__}")
         for n, case in enumerate(cases, 1):
             for key, tpl in templates.items():
                 try:
                     tpl.render({"input": case.input, "case": case})
-                except (TemplateError, TypeError) as e:
+                except (TemplateError, TypeError, ValueError, RecursionError) as e:
                     problems.append(f"{jsonl}: case {case.id!r}: prompt.{key} cannot be rendered: {e}")
     if problems:
         raise ConfigError(problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else []), title=f"invalid suite {folder}")
@@ -237,9 +240,9 @@ def find_suites(paths: list[str | Path]) -> list[Path]:
     """Suite folders named directly, or found one level below a folder of suites."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if (p / "suite.yaml").is_file():
+        if is_file(p / "suite.yaml"):
             out.append(p)
-        elif p.is_dir():
+        elif is_dir(p):
             found = sorted(d for d in p.iterdir() if (d / "suite.yaml").is_file())
             if not found:
                 raise ConfigError(f"{p}: no suite.yaml here or in its sub-folders")

@@ -17,10 +17,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from harness.configmodel import ConfigModel
 from harness.errors import ConfigError
+from harness.files import is_file, load_mapping
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
 TESTS = ("min", "max", "max_drop", "must_improve", "max_ratio", "beats_arm")
@@ -31,7 +32,7 @@ def _set(v) -> bool:
     return v is not None and v is not False
 
 
-class Rule(BaseModel):
+class Rule(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     metric: str = Field(..., description="metric name or pattern, suite/metric, wildcards * and ?")
     min: float | None = Field(None, ge=0, description="candidate estimate must be at least this")
@@ -67,7 +68,7 @@ class Rule(BaseModel):
         return re.compile("^" + re.escape(self.metric).replace(r"\*", "[^/]*").replace(r"\?", ".") + "$")
 
 
-class Policy(BaseModel):
+class Policy(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "policy"
     description: str = ""
@@ -79,16 +80,10 @@ class Policy(BaseModel):
 
 def _read(p: Path, seen: tuple[Path, ...] = ()) -> dict:
     """A policy file's YAML with its `extends` chain resolved (rules concatenated, fields overridden)."""
-    if not p.is_file():
+    if not is_file(p):
         via = f" (extended by {seen[-1]})" if seen else ""
         raise ConfigError(f"policy file {str(p)!r} does not exist{via}")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"{p}{f':{mark.line + 1}' if mark else ''}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: a policy is a mapping with name, rules, ... (got {type(raw).__name__})")
+    raw = load_mapping(p, "a policy (name, rules, ...)")
     parent = raw.pop("extends", None)
     if parent is None:
         return raw

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ModelSpecError
+from harness.files import exists, expand
 from harness.paths import harness_home
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -65,8 +66,8 @@ def resolve(spec: str) -> ResolvedModel:
         raise ModelSpecError("empty model spec: give an alias such as 'smollm2-135m-instruct', a folder or a hub id")
     if spec in EMBEDDED:
         return ResolvedModel(spec, ensure_embedded(spec), "embedded")
-    path = Path(spec).expanduser()
-    if path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec and not _HUB_ID.match(spec):
+    path = expand(spec)
+    if exists(path) or spec.startswith((".", "/", "~")) or os.sep in spec and not _HUB_ID.match(spec):
         return ResolvedModel(spec, check_local_folder(path, spec), "local")
     if _HUB_ID.match(spec):
         return ResolvedModel(spec, fetch_hub(spec), "hub")
@@ -79,7 +80,7 @@ def resolve(spec: str) -> ResolvedModel:
 
 def check_local_folder(path: Path, spec: str) -> Path:
     """A local model folder must hold config.json, safetensors weights and a tokenizer."""
-    if not path.exists():
+    if not exists(path):
         raise ModelSpecError(f"model folder {spec!r} does not exist: check the path")
     if not path.is_dir():
         raise ModelSpecError(f"model spec {spec!r} is a file, not a folder: give the folder that holds config.json")

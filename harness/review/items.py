@@ -101,11 +101,12 @@ def suite_name(suite: str | None) -> str | None:
     """A suite given by name stays a name; a suite folder gives the name in its suite.yaml."""
     if suite is None or not (Path(suite) / "suite.yaml").is_file():
         return suite
-    import yaml
+    from harness.errors import ConfigError
+    from harness.files import load_mapping
 
     try:
-        return str((yaml.safe_load((Path(suite) / "suite.yaml").read_text()) or {})["name"])
-    except (yaml.YAMLError, KeyError, TypeError):
+        return str(load_mapping(Path(suite) / "suite.yaml", "a suite spec")["name"])
+    except (ConfigError, KeyError):
         raise HarnessError(f"{suite}/suite.yaml: no readable suite name (run `harness suites validate {suite}`)") from None
 
 

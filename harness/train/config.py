@@ -15,10 +15,11 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.configmodel import ConfigModel
 from harness.errors import ConfigError
+from harness.files import expand, exists, is_dir, is_file, load_mapping
 from harness.models.specs import DEFAULT_MODEL
 from harness.train.methods import METHODS
 
@@ -26,7 +27,7 @@ MAX_PROBLEMS_PER_FILE = 10
 SHAPES = {"sft": "{messages} or {prompt, completion}", "dpo": "{prompt, chosen, rejected}"}
 
 
-class LoraSettings(BaseModel):
+class LoraSettings(ConfigModel):
     """Adapter shape for lora, qlora, dpo (LoRA) and lokr."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,7 +47,7 @@ class LoraSettings(BaseModel):
     )
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(ConfigModel):
     """A training run: base model, method, data, hyper-parameters, seed and output folder."""
 
     model_config = ConfigDict(extra="forbid")
@@ -132,18 +133,9 @@ def _read_source(source, base_dir) -> tuple[dict, str, Path]:
     if isinstance(source, dict):
         return dict(source), "config", Path(base_dir or ".")
     path = Path(source)
-    if not path.is_file():
+    if not is_file(path):
         raise ConfigError(f"training config {str(path)!r} does not exist: give a YAML file (see README, Training)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the training config must be a mapping of fields (got {type(raw).__name__})")
+    raw = load_mapping(path, "the training config")
     return raw, str(path), Path(base_dir) if base_dir else path.parent
 
 
@@ -151,12 +143,12 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     out = dict(raw)
     for key in ("train_data", "validation_data", "output_dir"):
         v = out.get(key)
-        if isinstance(v, (str, Path)) and str(v) and not Path(v).expanduser().is_absolute():
+        if isinstance(v, (str, Path)) and str(v) and not expand(v).is_absolute():
             out[key] = base / Path(v)
         elif isinstance(v, (str, Path)) and str(v):
-            out[key] = Path(v).expanduser()
+            out[key] = expand(v)
     spec = out.get("base_model")
-    if isinstance(spec, str) and spec and not Path(spec).is_absolute() and (base / spec).is_dir():
+    if isinstance(spec, str) and spec and not Path(spec).is_absolute() and is_dir(base / spec):
         out["base_model"] = str(base / spec)
     return out
 
@@ -184,7 +176,7 @@ def _data_problems(where: str, field: str, path, family: str | None) -> list[str
     if path is None:
         return []
     path = Path(path)
-    if not path.is_file():
+    if not is_file(path):
         return [f"{where}: field '{field}': file {str(path)!r} does not exist: check the path "
                 "(relative paths start from the config file's folder)"]
     records = read_records(path)
@@ -216,8 +208,8 @@ def _base_model_problems(where: str, spec) -> list[str]:
 
     if not isinstance(spec, str) or spec in EMBEDDED:
         return []
-    path = Path(spec).expanduser()
-    if path.exists() or spec.startswith((".", "/", "~")):
+    path = expand(spec)
+    if exists(path) or spec.startswith((".", "/", "~")):
         try:
             check_local_folder(path, spec)
         except ModelSpecError as e:

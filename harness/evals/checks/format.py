@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from harness.evals.checks.registry import CheckResult, Sample, check
 from harness.evals.checks.text import normalize, numbers, parse_json
+from harness.files import load_json
 
 
 def _expected(sample: Sample, field: str):
@@ -43,7 +43,7 @@ def json_schema(schema: str | dict, suite_dir: Path | None = None, allow_fence: 
         path = Path(suite_dir or ".") / schema
         if not path.is_file():
             raise ValueError(f"schema file {schema!r} not found in {suite_dir}")
-        schema = json.loads(path.read_text())
+        schema = load_json(path)
     Draft202012Validator.check_schema(schema)
     validator = Draft202012Validator(schema)
 

@@ -10,11 +10,22 @@ def loglik_choice(choices_field: str = "choices", answer_field: str = "answer", 
     """Pick the choice with the highest log-likelihood (`normalize_length`: per byte, lm-eval's
     acc_norm); passes when it is `expected[answer_field]` (an index)."""
 
-    def continuations(case) -> list[str]:
+    def validate(case) -> None:
+        """Raise ValueError naming the field when a case cannot be scored (checked at suite load)."""
         choices = case.input.get(choices_field) if isinstance(case.input, dict) else None
-        if not choices or not isinstance(choices, list):
-            raise KeyError(f"case {case.id}: input.{choices_field} must be a list of choices")
-        return [f"{prefix}{c}" for c in choices]
+        if not isinstance(choices, list) or len(choices) < 2:
+            got = "missing" if choices is None else f"a {type(choices).__name__}" if not isinstance(choices, list) else f"{len(choices)} item(s)"
+            raise ValueError(f"field 'input.{choices_field}': a list of at least 2 choices (got {got})")
+        for i, c in enumerate(choices):
+            if isinstance(c, bool) or not isinstance(c, (str, int, float)):
+                raise ValueError(f"field 'input.{choices_field}.{i}': a choice is text or a number (got {type(c).__name__})")
+        want = case.expected.get(answer_field) if isinstance(case.expected, dict) else None
+        if isinstance(want, bool) or not isinstance(want, int) or not 0 <= want < len(choices):
+            raise ValueError(f"field 'expected.{answer_field}': the index of the right choice, 0 to {len(choices) - 1} (got {want!r})")
+
+    def continuations(case) -> list[str]:
+        validate(case)
+        return [f"{prefix}{c}" for c in case.input[choices_field]]
 
     def score(sample: Sample) -> CheckResult:
         conts = continuations(sample.case)
@@ -24,4 +35,5 @@ def loglik_choice(choices_field: str = "choices", answer_field: str = "answer", 
         return CheckResult(pick == want, reason="" if pick == want else f"picked {conts[pick]!r}, expected {conts[want]!r}")
 
     score.continuations = continuations
+    score.validate = validate
     return score
