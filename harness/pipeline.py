@@ -152,9 +152,10 @@ class Pipeline:
             report = None
             if dc.enabled:
                 report = check_data(path, suites=self.cfg.suites, schema=dc.schema_path)
-                report.render()
+                report.render(self.con)  # stderr: stdout stays for --json
             h = data_hash(path)
-            rows = sum(1 for line in open(path, encoding="utf-8") if line.strip())
+            with open(path, "rb") as f:
+                rows = sum(1 for line in f if line.strip())
             self.reg.register_dataset(str(path), h, rows, report=report.to_dict() if report else None)
             blocking = [f["message"] for f in (report.blocking if report else [])]
             results[key] = {"path": str(path), "hash": h, "rows": rows, "blocking": blocking,

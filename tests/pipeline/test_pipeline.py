@@ -86,13 +86,17 @@ def test_full_pipeline_writes_every_registry_row(tiny_model_dir, tmp_path, home)
 
 
 def test_failed_gate_is_never_promoted(tiny_model_dir, tmp_path, home):
-    from harness.pipeline import run
+    """From the CLI with --json: stdout is the JSON summary alone (tables and progress go to stderr)."""
     from harness.registry import Registry
 
     cfg = write_run(tmp_path, tiny_model_dir)
     (tmp_path / "policy.yaml").write_text("name: strict\nrules:\n  - metric: mini/mc\n    must_improve: true\n")
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(cfg), "--json"], capture_output=True, text=True,
+                       env=dict(os.environ, HARNESS_HOME=str(home)), timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    s = json.loads(p.stdout)
+    assert "data check" in p.stderr and "gate (strict): FAILED" in p.stderr
     reg = Registry(home / "registry.db")
-    s = run(cfg, reg)
     assert s["gate_passed"] is False and s["promoted"] is False
     assert not [c for c in reg.status() if c["channel"] == "production"]
     assert reg.get_run(s["run_id"])["status"] == "finished"
