@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ from harness.paths import runs_root
 
 STAGES = ("data_checks", "baseline", "train", "smoke_test", "store_adapter", "select_checkpoint", "candidate",
           "arms", "gate", "record", "report", "promote")
+
+
+RUN_ID_RE = re.compile(r"run-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}")
 
 
 class RunFailed(HarnessError):
@@ -43,6 +47,8 @@ class RunState:
 
     @classmethod
     def load(cls, run_id: str) -> RunState:
+        if not RUN_ID_RE.fullmatch(run_id or ""):
+            raise HarnessError(f"{run_id!r} is not a run id (like run-20260101-120000-a1b2c3): `harness runs` lists them")
         folder = runs_root() / run_id
         try:
             s = json.loads((folder / "state.json").read_text())
@@ -106,7 +112,9 @@ class Pipeline:
         todo = [s for s in STAGES if s not in self.state.done]
         if len(todo) < len(STAGES):
             self.say(f"[bold]resuming {self.run_id}[/bold] after {list(self.state.done)[-1]}")
-        self.reg.update_run(self.run_id, status="running")
+        from harness.registry.lifecycle import RunLease
+
+        lease = RunLease(self.reg, self.run_id, self.state.folder).acquire()  # refused while another process runs it
         restore = _terminate_as_interrupt()
         try:
             for i, stage in enumerate(STAGES, 1):
@@ -131,7 +139,9 @@ class Pipeline:
             raise
         finally:
             restore()
-        self.reg.update_run(self.run_id, status="finished", stage="done")
+            lease.release()
+        if self.reg.get_run(self.run_id)["status"] != "finished":  # a promotion finished it in its own transaction
+            self.reg.update_run(self.run_id, status="finished", stage="done")
         if self.state.done.get("report", {}).get("report"):
             # written again now that the run is finished: the page shows its final status and promotion
             from harness.report import write_run_report
@@ -417,7 +427,17 @@ class Pipeline:
         if active and active["adapter"]["hash"] == h:
             self.say(f"adapter {h[:16]} is already active on {self.cfg.channel!r} (same weights as run {active['run_id']})")
             return {"promoted": False, "why": "already active", "channel": self.cfg.channel}
-        entry = self.reg.promote(self.run_id, self.cfg.channel)
+        if active:
+            newer = self.reg.get_run(active["run_id"]) if active.get("run_id") else None
+            mine = self.reg.get_run(self.run_id)
+            if newer and newer["created"] > mine["created"]:  # a resumed old run never moves the channel backwards
+                self.say(f"[yellow]not promoted[/yellow]: channel {self.cfg.channel!r} already serves run {newer['id']}, "
+                         f"which started after this one; promote this run by hand (`harness promote {self.run_id} "
+                         f"--channel {self.cfg.channel}`) if it should replace it")
+                return {"promoted": False, "why": f"a newer run ({newer['id']}) serves the channel", "channel": self.cfg.channel}
+        with self.reg.transaction():  # served and finished become true together, or neither does
+            self.reg.update_run(self.run_id, status="finished", stage="done")
+            entry = self.reg.promote(self.run_id, self.cfg.channel)
         self.say(f"[green]promoted[/green] adapter {self.state.done['store_adapter']['adapter_hash'][:16]} to channel {self.cfg.channel!r}")
         return {"promoted": True, "channel": self.cfg.channel, "entry": entry}
 
@@ -452,9 +472,19 @@ def run(config_path: str | Path, registry=None) -> dict:
 
 
 def resume(run_id: str, registry=None) -> dict:
-    """Continue a failed or interrupted run after its last finished stage."""
+    """Continue a failed or interrupted run after its last finished stage (refused for a
+    finished run, and for one another process is running)."""
+    from harness.registry import Registry
+
     state = RunState.load(run_id)
-    return Pipeline(state.config_path, registry, resume=state).run()
+    reg = registry or Registry()
+    row = reg.get_run(run_id)
+    if row is None:
+        raise HarnessError(f"run {run_id} has a folder ({state.folder}) but no record in {reg.path}: "
+                           "resume it with the registry it was started with (--registry)")
+    if row["status"] == "finished":
+        raise HarnessError(f"run {run_id} is finished: nothing to resume (`harness show {run_id}`)")
+    return Pipeline(state.config_path, reg, resume=state).run()
 
 
 def print_summary(s: dict) -> None:

@@ -1,9 +1,10 @@
 """Channels: named pointers (`production`, `staging`, ...) to the adapter being served, moved only
 by promotion and rollback, with an append-only history and audit log.
 
-Promotion needs the run's latest gate decision to have passed and the run's base model to be the
-channel's base (a new channel takes any base); `force=True` overrides both but only with a
-reason, which the audit log keeps. A promote entry's `replaced_id` names the promotion that was
+Promotion needs the run to be finished, its latest gate decision to have passed and its base
+model to be the channel's base (a new channel takes any base); `force=True` overrides these but
+only with a reason, which the audit log keeps (an adapter whose files fail verification is
+refused, forced or not). A promote entry's `replaced_id` names the promotion that was
 in effect before it, so promotions form a stack: rollback returns to the promotion in effect
 before the current one (its `restored_id`), and a second rollback goes one further back. History
 rows are never changed; a rollback appends one.
@@ -112,8 +113,8 @@ class ChannelOps:
                 actor: str | None = None) -> dict:
         """Point `channel` at the run's adapter; return the new history entry.
 
-        Refused (`PromotionRefused`) unless the run's latest gate decision passed and its base
-        model is the channel's; `force` overrides both and needs a `reason`.
+        Refused (`PromotionRefused`) unless the run is finished, its latest gate decision passed
+        and its base model is the channel's; `force` overrides these and needs a `reason`.
         """
         check_channel_name(channel)
         reason = (reason or "").strip() or None
@@ -140,6 +141,8 @@ class ChannelOps:
             if cur and cur["adapter_hash"] == adapter_hash:
                 raise PromotionRefused(f"adapter {adapter_hash[:12]} of run {run_id} is already active on channel {channel}")
             problems = []
+            if run["status"] != "finished":  # a running, failed or interrupted run is never served unforced
+                problems.append(f"run {run_id} is {run['status']} (stage {run['stage'] or '-'}), not finished")
             gate = self.latest_gate(run_id)
             if gate is None:
                 problems.append(f"run {run_id} has no gate decision (run its gate first)")

@@ -67,6 +67,11 @@ class Registry(ChannelOps):
         except sqlite3.DatabaseError as e:
             raise RegistryError(f"{self.path}: cannot open as a registry ({e}); is it a harness registry SQLite file?") from e
         self.store = AdapterStore(self._store_root(store_root, memory))
+        if not memory:  # a run whose process died is `interrupted` from the next command on, never left `running`
+            from harness.registry.lifecycle import reap_stale_runs
+
+            with contextlib.suppress(RegistryError, sqlite3.Error):
+                reap_stale_runs(self)
 
     def _store_root(self, explicit, memory: bool) -> Path:
         if explicit:
@@ -94,6 +99,11 @@ class Registry(ChannelOps):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def transaction(self):
+        """Several registry writes as one transaction: all of them commit, or none (e.g. a
+        promotion and the run's `finished` status)."""
+        return self._write()
 
     @contextlib.contextmanager
     def _write(self):

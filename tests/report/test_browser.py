@@ -128,6 +128,7 @@ def test_channel_page_renders_cleanly(browser, tmp_path):
             reg.record_eval(run_id, role="candidate", suite="mini", suite_hash="s", metrics={"mini/pass_rate": rate},
                             results_path="", results_hash="", model_fingerprint=BASE, adapter_hash=None)
             reg.record_gate(run_id, {"passed": True}, True)
+            reg.update_run(run_id, status="finished")
             reg.promote(run_id, "production")
         reg.rollback("production", reason="<img src=x onerror=alert(4)>")
         path = write_channel_report("production", registry=reg, out_dir=tmp_path / "r")

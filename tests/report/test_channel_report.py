@@ -30,6 +30,7 @@ def channel_registry(tmp_path):
                                  "mini/json_valid.field": 0.5},
                         results_path="", results_hash="", model_fingerprint=BASE, adapter_hash="x")
         reg.record_gate(run_id, {"passed": True, "rules": []}, True)
+        reg.update_run(run_id, status="finished")
         reg.promote(run_id, "production", actor="ci")
         runs.append(run_id)
     reg.rollback("production", actor="oncall", reason=ROLLBACK_REASON)
