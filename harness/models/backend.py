@@ -144,6 +144,7 @@ class HFBackend:
     spec: str = ""
     path: Path | None = None
     adapters: dict[str, Path] = field(default_factory=dict)
+    _adapter_hashes: dict[str, str] = field(default_factory=dict, repr=False)
     active_adapter: str | None = None
     dtype: str = "float32"
     device: str = "cpu"
@@ -204,7 +205,8 @@ class HFBackend:
         from harness.models.fingerprint import adapter_fingerprint, check_adapter_folder
 
         path = check_adapter_folder(Path(path))
-        name = name or f"a{adapter_fingerprint(path)[:12]}"
+        fingerprint = adapter_fingerprint(path)
+        name = name or f"a{fingerprint[:12]}"
         if name in self.adapters:  # loaded before (e.g. while checkpoints were compared): make it active again
             self.set_adapter(name)
             return name
@@ -215,6 +217,7 @@ class HFBackend:
         self.model.eval()
         self._adapter_in_base_dtype(name)
         self.adapters[name] = path
+        self._adapter_hashes[name] = fingerprint  # hashed once: the files are not read again per call
         self._engine = None  # built again over the wrapped model
         self.set_adapter(name)
         return name
@@ -242,9 +245,8 @@ class HFBackend:
 
     @property
     def adapter_hash(self) -> str | None:
-        from harness.models.fingerprint import adapter_fingerprint
-
-        return adapter_fingerprint(self.adapters[self.active_adapter]) if self.active_adapter else None
+        """The active adapter's identity (`adapter_fingerprint`, the store's hash too), or None."""
+        return self._adapter_hashes[self.active_adapter] if self.active_adapter else None
 
     def _peft_type(self) -> str | None:
         if not self.active_adapter:

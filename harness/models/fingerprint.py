@@ -78,10 +78,27 @@ def check_adapter_folder(path: Path) -> Path:
     return path.resolve()
 
 
+# files of an adapter folder that are not the adapter: peft's model card (it names this machine's
+# paths, so a hash over it would depend on $HARNESS_HOME), the store's and the trainer's manifests,
+# the trainer's resume state, and pickles (refused by the store, never loaded)
+NOT_IDENTITY = frozenset({"readme.md", "manifest.json", "trainer_state.json"})
+PICKLE_SUFFIXES = ("bin", "pt", "pth", "pkl", "pickle", "ckpt")
+
+
+def is_identity_file(rel: str) -> bool:
+    """Whether a file (path relative to the adapter folder) is part of the adapter's identity:
+    the folder's own files (not sub-folders such as checkpoints) except those above."""
+    return "/" not in rel and rel.lower() not in NOT_IDENTITY and rel.rsplit(".", 1)[-1].lower() not in PICKLE_SUFFIXES
+
+
+def adapter_identity(shas: dict[str, str]) -> str:
+    """The adapter hash from {relative path: sha256} of its files: the one identity the caches,
+    the results, `evals.adapter_hash` and the store (`adapters.hash`, the folder name) share."""
+    lines = "".join(f"{shas[r]}  {r}\n" for r in sorted(r for r in shas if is_identity_file(r)))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def adapter_fingerprint(path: str | Path) -> str:
-    """sha256 over the adapter's config and weights files: its identity in caches and the registry."""
+    """The identity of an adapter folder: sha256 over its config, weights and tokenizer files."""
     path = Path(path)
-    h = hashlib.sha256()
-    for name in ADAPTER_FILES:
-        h.update(name.encode() + b"\0" + file_sha256(path / name).encode() + b"\n")
-    return h.hexdigest()
+    return adapter_identity({p.name: file_sha256(p) for p in sorted(path.iterdir()) if p.is_file() and is_identity_file(p.name)})

@@ -22,10 +22,12 @@ import socket
 import time
 from pathlib import Path
 
+from harness.models.fingerprint import PICKLE_SUFFIXES, adapter_identity
 from harness.paths import harness_home
 from harness.registry.errors import NotFound, RegistryError, TamperedAdapter
 
 MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 2
 TMP_PREFIX = ".tmp-"
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
@@ -38,8 +40,11 @@ def default_store_root() -> Path:
     return Path(env).expanduser() if env else harness_home() / "adapters_store"
 
 
-def content_hash(files: dict[str, dict]) -> str:
-    """The adapter hash from its manifest entries ({relative path: {"sha256", "size"}})."""
+def content_hash(files: dict[str, dict], fmt: int = MANIFEST_FORMAT) -> str:
+    """The adapter hash from its manifest entries ({relative path: {"sha256", "size"}}): the same
+    identity `adapter_fingerprint` gives the folder (format 2); format 1 manifests hashed every file."""
+    if fmt >= 2:
+        return adapter_identity({r: f["sha256"] for r, f in files.items()})
     lines = "".join(f"{files[p]['sha256']}  {p}\n" for p in sorted(files))
     return hashlib.sha256(lines.encode()).hexdigest()
 
@@ -84,7 +89,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-PICKLE_SUFFIXES = ("bin", "pt", "pth", "pkl", "pickle", "ckpt")
 
 
 class AdapterStore:
@@ -151,7 +155,7 @@ class AdapterStore:
                 sha, size = copy_and_hash(path, dst)
                 files[rel] = {"sha256": sha, "size": size}
             digest = content_hash(files)
-            manifest = {"format": 1, "hash": digest, "files": files}
+            manifest = {"format": MANIFEST_FORMAT, "hash": digest, "files": files}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
             _fsync_dir(tmp)
             final = self.root / digest
@@ -231,8 +235,9 @@ class AdapterStore:
         except (ValueError, KeyError, TypeError, AssertionError):
             return [(MANIFEST, f"{MANIFEST} is unreadable or has no file list")]
         out: list[tuple[str | None, str]] = []
-        if content_hash(files) != adapter_hash:
-            out.append((MANIFEST, f"{MANIFEST} was edited: its entries hash to {content_hash(files)[:12]}, not to the folder name"))
+        fmt = manifest.get("format", 1) if isinstance(manifest.get("format", 1), int) else 1
+        if content_hash(files, fmt) != adapter_hash:
+            out.append((MANIFEST, f"{MANIFEST} was edited: its entries hash to {content_hash(files, fmt)[:12]}, not to the folder name"))
         for link in sorted(p for p in folder.rglob("*") if p.is_symlink()):
             rel = link.relative_to(folder).as_posix()
             out.append((rel, f"{rel} is a symlink (to {os.readlink(link)}): a stored adapter holds only its own files"))

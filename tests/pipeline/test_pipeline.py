@@ -72,6 +72,10 @@ def test_full_pipeline_writes_every_registry_row(tiny_model_dir, tmp_path, home)
     assert reg.get_base_model(model_fingerprint(tiny_model_dir)) is not None
     assert reg.get_dataset(run_row["dataset_hash"])["rows"] == 20
     assert reg.get_adapter(s["adapter_hash"])["method"] == "lora"
+    # the candidate's eval rows name the adapter by the store's hash: the join finds them
+    joined = reg.db.execute("SELECT COUNT(*) FROM evals e JOIN adapters a ON a.hash = e.adapter_hash WHERE e.run_id = ?",
+                            [s["run_id"]]).fetchone()[0]
+    assert joined == 1
     evals = reg.evals(s["run_id"])
     assert {(e["role"], e["suite"]) for e in evals} == {("baseline", "mini"), ("candidate", "mini")}
     assert reg.latest_gate(s["run_id"])["passed"]

@@ -277,3 +277,52 @@ def test_storing_refuses_symlinks_out_of_the_folder_pickles_and_folders_without_
     with pytest.raises(RegistryError, match="no .safetensors weights"):
         store.put(only_pickle)
     assert store.hashes() == [h]
+
+
+def test_the_store_hash_is_the_adapter_fingerprint_and_ignores_the_model_card(tmp_path):
+    """peft's README.md names this machine's paths: the same adapter stored from two homes has one
+    hash, and it is the hash evals and caches record (`adapter_fingerprint`)."""
+    import shutil
+
+    from harness.models import adapter_fingerprint
+    from harness.registry.store import AdapterStore
+
+    from .conftest import fake_adapter
+
+    a = fake_adapter(tmp_path / "home-a" / "adapter", seed=3)
+    (a / "README.md").write_text("---\nbase_model: /home/a/.cache/harness/models/smollm2\n---\n")
+    b = tmp_path / "home-b" / "adapter"
+    shutil.copytree(a, b)
+    (b / "README.md").write_text("---\nbase_model: /srv/b/harness/models/smollm2\n---\n")
+    (b / "checkpoint-2").mkdir()  # a sub-folder is stored but is not the adapter's identity
+    fake_adapter(b / "checkpoint-2", seed=4)
+    store = AdapterStore(tmp_path / "store")
+    ha, _ = store.put(a)
+    hb, _ = AdapterStore(tmp_path / "store2").put(b)
+    assert ha == hb == adapter_fingerprint(a) == adapter_fingerprint(b) == adapter_fingerprint(store.path_for(ha))
+    w = (a / "adapter_model.safetensors").read_bytes()
+    (a / "adapter_model.safetensors").write_bytes(w[:-1] + bytes([w[-1] ^ 1]))
+    assert adapter_fingerprint(a) != ha  # the weights are the identity
+
+
+def test_a_format_1_manifest_still_verifies(tmp_path):
+    import json
+
+    from harness.registry.store import MANIFEST, AdapterStore, content_hash
+
+    from .conftest import fake_adapter
+
+    store = AdapterStore(tmp_path / "store")
+    src = fake_adapter(tmp_path / "a", seed=5)
+    (src / "README.md").write_text("a model card: format 1 hashed it too")
+    h, _ = store.put(src)
+    manifest = json.loads((store.path_for(h) / MANIFEST).read_text())
+    old = content_hash(manifest["files"], fmt=1)
+    assert old != h
+    manifest.update(format=1, hash=old)
+    (store.path_for(h) / MANIFEST).write_text(json.dumps(manifest))
+    store.path_for(h).rename(store.path_for(old))
+    assert store.problems(old) == []
+    manifest["files"]["adapter_config.json"]["sha256"] = "0" * 64
+    (store.path_for(old) / MANIFEST).write_text(json.dumps(manifest))
+    assert any("was edited" in p for _, p in store.problems(old))
