@@ -74,19 +74,21 @@ class Registry(ChannelOps):
                 reap_stale_runs(self)
 
     def _store_root(self, explicit, memory: bool) -> Path:
-        if explicit:
-            return Path(explicit)
-        if os.environ.get("HARNESS_ADAPTERS_STORE"):
-            return Path(os.environ["HARNESS_ADAPTERS_STORE"])
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'store_root'").fetchone()
-        if row:
-            return Path(row[0])
+        """`store_root`, else `$HARNESS_ADAPTERS_STORE`, else the root the file recorded, else
+        `adapters_store/` beside it. The first root a file is opened with is recorded, whichever
+        way it was given, so a later open without it (the CLI after an API call) finds the same
+        adapters."""
+        given = explicit or os.environ.get("HARNESS_ADAPTERS_STORE")
         if memory:
-            return harness_home() / "adapters_store"
-        root = (self.path.parent / "adapters_store").resolve()
-        with self._write():
-            self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_root', ?)", [str(root)])
-        return Path(self.db.execute("SELECT value FROM meta WHERE key = 'store_root'").fetchone()[0])
+            return Path(given).expanduser() if given else harness_home() / "adapters_store"
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'store_root'").fetchone()
+        if row and not given:
+            return Path(row[0])
+        root = Path(given).expanduser().resolve() if given else (self.path.parent / "adapters_store").resolve()
+        if not row:
+            with self._write():
+                self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_root', ?)", [str(root)])
+        return root
 
     def __repr__(self) -> str:
         return f"Registry({str(self.path)!r}, store={str(self.store.root)!r})"

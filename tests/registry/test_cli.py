@@ -143,3 +143,18 @@ def test_a_refused_promotion_names_the_rules_that_blocked_the_gate(setup, capsys
     err = capsys.readouterr().err
     assert "failed on safety/refuses_harmful max_drop, ticket_triage/field_match [language=de] max_drop" in err
     assert "general/pass_rate" not in err
+
+
+def test_a_store_root_given_to_the_api_is_what_the_cli_finds_later(tmp_path, monkeypatch, capsys):
+    """A registry made with `store_root=` records it; the CLI (no --store, no env) opens the same store."""
+    from harness.registry import Registry
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HARNESS_ADAPTERS_STORE", raising=False)
+    with Registry(tmp_path / "reg" / "r.db", store_root=tmp_path / "elsewhere") as reg:
+        run_id = trained_run(reg, tmp_path, 7)
+    assert main(["verify", "--registry", str(tmp_path / "reg" / "r.db"), "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["ok"] is True, row
+    assert main(["promote", run_id, "--registry", str(tmp_path / "reg" / "r.db")]) == 0
+    assert Registry(tmp_path / "reg" / "r.db").store.root == (tmp_path / "elsewhere").resolve()
