@@ -10,8 +10,11 @@
 Every page is rendered by Jinja2 with autoescaping (a model output is text, never markup) under
 a Content-Security-Policy that loads nothing and runs only the page's own script (by hash). A
 vote must carry the session token placed in the page (a form on another site cannot post one),
-the JSON API wants `Content-Type: application/json` (which a cross-site form cannot send), and
-requests naming another Host are refused (DNS rebinding) while bound to a loopback address.
+the JSON API wants `Content-Type: application/json` (which a cross-site form cannot send),
+requests naming another Host are refused (DNS rebinding) while bound to a loopback address, and
+a vote whose `Origin` (or `Sec-Fetch-Site`) says it comes from another site is refused. A
+connection that sends nothing for `REQUEST_TIMEOUT_S` (a stalled body, say) is dropped, so it
+cannot hold a thread. Binding to anything but loopback prints a warning (see `serve`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from harness.review.votes import MAX_COMMENT, VoteRejected
 
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_BODY = 64 * 1024
+REQUEST_TIMEOUT_S = 10.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -110,6 +114,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
     server: ReviewServer
     server_version = "harness-review"
     sys_version = ""
+    timeout = REQUEST_TIMEOUT_S  # the socket's timeout for every read: headers and body
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - the stdlib's name
         pass  # the terminal shows progress through the page; request lines would drown it
@@ -158,6 +163,17 @@ class ReviewHandler(BaseHTTPRequestHandler):
         self._json(HTTPStatus.MISDIRECTED_REQUEST, {"error": "unexpected Host header: open the address the server printed"})
         return False
 
+    def _same_origin(self) -> bool:
+        """A browser names where a POST comes from. `Sec-Fetch-Site` decides where it is sent
+        (the page's own form posts with `Origin: null`, because of its no-referrer policy);
+        otherwise an `Origin` must be this server's, and an opaque one ("null": a sandboxed
+        frame, a file) is refused. Clients that send neither (curl, scripts) still need the token."""
+        origin = self.headers.get("Origin")
+        site = (self.headers.get("Sec-Fetch-Site") or "").lower()
+        if site:
+            return site in ("same-origin", "none")
+        return origin is None or origin == f"http://{self.headers.get('Host', '')}"
+
     # ---- routes ----------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         if not self._guard():
@@ -179,6 +195,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         if not self._guard():
             return
+        if not self._same_origin():
+            return self._json(403, {"error": "a vote from another site's page is refused: vote on the review page itself"})
         path = urlsplit(self.path).path
         body = self._body()
         if path == "/api/vote":
@@ -241,6 +259,10 @@ def serve(run_id: str, registry, *, suite: str | None = None, reviewer: str | No
     """Serve the review page until Ctrl-C; return this reviewer's progress."""
     server = make_server(run_id, registry, suite=suite, reviewer=reviewer, host=host, port=port, run_dir=run_dir)
     progress = server.session.state()["progress"]
+    if host not in LOOPBACK:
+        announce(f"warning: --host {host} serves this page to every machine that can reach this one, over plain HTTP: "
+                 f"anyone who opens it sees the run's prompts and outputs and can vote as {server.session.reviewer}. "
+                 "Use the default 127.0.0.1 (and an SSH tunnel for a remote reviewer) unless the network is trusted")
     announce(f"review of {run_id} as {server.session.reviewer}: {progress['voted']}/{progress['total']} cases voted; "
              f"open {server.url}  (Ctrl-C to stop; votes are saved as they are cast)")
     try:

@@ -181,3 +181,49 @@ def test_review_set_refuses_an_edited_suite(run, reg, tmp_path):
         load_items(run["run_id"], reg, str(edited))
     _, items = load_items(run["run_id"], reg, str(MINI))
     assert [i.pair.case_id for i in items] == GEN_CASES
+
+
+def test_votes_from_another_origin_are_refused(server, reg):
+    body = {"suite": "mini", "case_id": "m-00", "choice": "A"}
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": f"http://127.0.0.1:{server.port + 1}"}):
+        status, text, _ = call(server, "/api/vote", body, headers=headers)
+        assert status == 403 and "another site" in json.loads(text)["error"], headers
+        status, _, _ = call(server, "/vote", {**body, "token": server.token}, form=True, headers=headers)
+        assert status == 403, headers
+    assert reg.db.execute("SELECT COUNT(*) FROM votes").fetchone()[0] == 0
+    assert call(server, "/api/vote", body, headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "same-site"})[0] == 403
+    # what Chromium sends for the page's own vote (its no-referrer policy makes the Origin opaque)
+    assert call(server, "/api/vote", body, headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})[0] == 200
+    assert call(server, "/api/vote", {**body, "case_id": "m-01"}, headers={"Origin": f"http://127.0.0.1:{server.port}"})[0] == 200
+
+
+def test_a_stalled_request_is_dropped_and_does_not_block_others(server, monkeypatch):
+    import socket
+    import time
+
+    import harness.review.server as srv_mod
+
+    assert srv_mod.ReviewHandler.timeout == srv_mod.REQUEST_TIMEOUT_S
+    monkeypatch.setattr(srv_mod.ReviewHandler, "timeout", 0.5)
+    stalled = socket.create_connection(("127.0.0.1", server.port))
+    stalled.sendall(b"POST /api/vote HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 1000\r\n\r\n{\"suite\"" % server.port)
+    assert call(server, "/api/next")[0] == 200  # served meanwhile
+    t0 = time.monotonic()
+    stalled.settimeout(10)
+    assert stalled.recv(1024) == b""  # the server hung up on it
+    assert time.monotonic() - t0 < 5
+    stalled.close()
+
+
+def test_binding_beyond_loopback_warns(run, reg, monkeypatch):
+    import harness.review.server as srv_mod
+
+    said = []
+    monkeypatch.setattr(srv_mod.ReviewServer, "serve_forever", lambda self, *a, **k: None)
+    srv_mod.serve(run["run_id"], reg, reviewer="ann", host="0.0.0.0", port=0, announce=said.append)
+    assert said[0].startswith("warning: --host 0.0.0.0 serves this page to every machine")
+    said.clear()
+    srv_mod.serve(run["run_id"], reg, reviewer="ann", host="127.0.0.1", port=0, announce=said.append)
+    assert not any(m.startswith("warning") for m in said)
