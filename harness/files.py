@@ -1,5 +1,6 @@
 """One reader for every file a user writes: YAML configs and JSON Lines records.
 
+YAML is read with YAML 1.2 booleans (`ConfigLoader`: only true/false; `on:` stays a key).
 Whatever bytes arrive, a reader returns data or raises `ConfigError` naming the file and, where
 there is one, the line; never a traceback. The limits keep hostile or broken files from
 exhausting the interpreter: a config file is at most `MAX_CONFIG_BYTES`, a JSONL line at most
@@ -27,6 +28,20 @@ MAX_DEPTH = 64
 MAX_NODES = 200_000
 MAX_DIGITS = 4300
 _LONG_INT = re.compile(r"[-+]?[0-9_]{%d,}" % (MAX_DIGITS + 1))
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans: only true/false are booleans. YAML 1.1 also
+    reads on/off/yes/no (and y/n) as booleans, which turns the key `on:` of
+    `checkpoint_selection` into `True` and a value `no` (Norway's code, say) into false."""
+
+
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                   list("tTfF"))
 
 
 def decode(data: bytes, where: str) -> str:
@@ -66,7 +81,7 @@ def _check_yaml(text: str, where: str) -> None:
     """Walk the YAML events (PyYAML's parser is iterative, unlike its composer): depth, expanded
     size and integer lengths are checked before anything is built."""
     depth, anchors, stack = 0, {}, [[None, 0]]
-    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+    for ev in yaml.parse(text, Loader=ConfigLoader):
         at = f"{where}:{ev.start_mark.line + 1}"
         if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
@@ -97,7 +112,7 @@ def parse_yaml(text: str, where: str) -> Any:
     """One YAML document from `text` (None when empty), with the limits checked first."""
     try:
         _check_yaml(text, where)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader: plain data only
     except yaml.YAMLError as e:
         raise _yaml_error(where, e) from None
     except (RecursionError, ValueError) as e:  # the event walk should have stopped these; never a traceback

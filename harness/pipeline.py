@@ -66,6 +66,7 @@ class Pipeline:
         self.reg = registry or Registry()
         self.con = console()
         self._backend = None
+        self._quantized = None  # the 4-bit base a QLoRA candidate runs on
         if resume:
             self.state = resume
         else:
@@ -98,6 +99,28 @@ class Pipeline:
             self._backend = HFBackend.from_spec(self.cfg.base_model, dtype=self.cfg.eval.dtype, device=self.cfg.eval.device,
                                                 engine=engine)
         return self._backend
+
+    def candidate_backend(self, folder: str | Path):
+        """(backend, adapter name) of a trained artifact, run as it was trained: an adapter on the
+        base; a QLoRA adapter on the base loaded in 4-bit NF4 (the model it trained on); a fully
+        fine-tuned model as a model of its own (adapter name None)."""
+        from harness.models import HFBackend
+        from harness.train.methods import METHODS
+
+        method = METHODS[self.train_cfg.method]
+        if self.train_cfg.method == "full":
+            be = HFBackend.from_spec(str(folder), dtype=self.cfg.eval.dtype, device=self.cfg.eval.device,
+                                     engine=self.backend().engine)
+            return be, None
+        if method.quantize_4bit:
+            if self._quantized is None:
+                self._quantized = HFBackend.from_spec(self.cfg.base_model, dtype=self.backend().dtype,
+                                                      device=self.backend().device, engine=self.backend().engine,
+                                                      quantize="nf4")
+            be = self._quantized
+        else:
+            be = self.backend()
+        return be, be.load_adapter(folder)
 
     def base_fingerprint(self) -> str:
         from harness.models import model_fingerprint, resolve
@@ -265,9 +288,8 @@ class Pipeline:
             raise RunFailed(f"checkpoint_selection.suite {sel.suite!r} is not one of the run's suites")
         suite.cases = selection_split(suite, sel.max_cases)
         scores = {}
-        be = self.backend()
         for path in ckpts + [final]:
-            be.load_adapter(path)
+            be, _ = self.candidate_backend(path)
             r = evaluate_suite(be, suite, latency_n=0, invariance_n=0)
             scores[path] = r.metrics[f"{suite.name}/{sel.metric}"]["value"]
             self.say(f"  {Path(path).name}: {sel.metric} = {scores[path]:.3f}")
@@ -306,13 +328,15 @@ class Pipeline:
 
         adapter = self.reg.adapter_path(self.state.done["store_adapter"]["adapter_hash"])  # verified on load
         out = self.state.folder / "candidate"
-        be = self.backend()
-        run_eval(self.cfg.suites, self.cfg.base_model, adapter=adapter, out=out, backend=be,
+        be, name = self.candidate_backend(adapter)
+        run_eval(self.cfg.suites, self.cfg.base_model if name else str(adapter), out=out, backend=be,
                  batch_size=self.cfg.eval.batch_size, latency_n=0, arm="candidate",
                  max_cases=self.cfg.eval.max_cases, invariance_n=self.cfg.eval.invariance_sample)
-        timed = self._time_latency(be, be.active_adapter, out)
+        timed = self._time_latency(be, name, out)
         be.set_adapter(None)
-        return {"results": str(out), "baseline_timed": str(timed) if timed else None}
+        return {"results": str(out), "baseline_timed": str(timed) if timed else None,
+                "runs_on": "its own weights (full fine-tune)" if name is None else
+                           "the 4-bit NF4 base it trained on" if be.quantize else "the base"}
 
     def _time_latency(self, be, adapter: str, cand_dir: Path) -> Path | None:
         """Time base and candidate on each suite's latency sample in this process (paired), and
@@ -338,7 +362,8 @@ class Pipeline:
         base_results, cand_results = load_results(base_copy), load_results(cand_dir)
         for s, n in todo:
             cases = [c for c in s.cases if s.needs_generation(c)]
-            lat_b, lat_c = time_paired(be, s, cases, generation_config(s), n, adapter)
+            lat_b, lat_c = time_paired(self.backend(), s, cases, generation_config(s), n, adapter,
+                                       candidate_backend=None if be is self.backend() else be)
             for r, lat, folder in ((base_results[s.name], lat_b, base_copy), (cand_results[s.name], lat_c, cand_dir)):
                 r.summary = {**r.summary, **build_summary(r, s.spec.slices, lat)}
                 write_result(r, folder)

@@ -141,6 +141,9 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     except ConfigError as e:
         problems += [f"{p}: train: {x}" for x in e.problems]
     sel = cfg.checkpoint_selection
+    if sel.enabled and sel.on == "suite" and train_cfg is not None and train_cfg.method == "full":
+        problems.append(f"{p}: field 'checkpoint_selection.on': suite is not available for train.method full "
+                        "(each checkpoint is a whole model to load): use on: validation")
     if sel.enabled and sel.on == "validation" and train_cfg is not None:
         if not train_cfg.validation_data:
             problems.append(f"{p}: field 'checkpoint_selection.on': validation needs train.validation_data "

@@ -121,3 +121,9 @@ def test_mc_case_with_unusable_choices_is_refused_at_load(tmp_path):
         with pytest.raises(ConfigError) as e:
             load_suite(d)
         assert f"cases.jsonl:{n + 1}: {fragment}" in str(e.value)
+
+
+def test_yaml_booleans_are_yaml_1_2(tmp_path):
+    """`on:` (checkpoint_selection's key) stays a key and `no` stays text; only true/false are booleans."""
+    raw = load_yaml(_yaml(tmp_path, b"on: suite\nlang: no\nyes: 1\nenabled: true\noff: False\n"))
+    assert raw == {"on": "suite", "lang": "no", "yes": 1, "enabled": True, "off": False}

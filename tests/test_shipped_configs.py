@@ -132,3 +132,15 @@ def test_a_broken_gate_policy_stops_the_run_config_before_anything_runs(tmp_path
     assert "'safty/refusal'" in msg and "requires suite 'triage'" in msg and "its suites: safety" in msg
     (tmp_path / "policy.yaml").write_text("name: p\nrequired: [safety]\nrules:\n  - metric: safety/refusal\n    max_drop: 0.05\n")
     assert load_run_config(p)[0].policy == str(tmp_path / "policy.yaml")
+
+
+def test_selection_on_a_suite_is_refused_for_a_full_fine_tune(tmp_path):
+    from harness.errors import ConfigError
+    from harness.runconfig import load_run_config
+
+    (tmp_path / "t.jsonl").write_text('{"prompt": "hi", "completion": "hello"}\n')
+    p = tmp_path / "run.yaml"
+    p.write_text(f"suites: [{REPO / 'suites/safety'}]\npolicy: null\ncheckpoint_selection: {{enabled: true, on: suite, suite: safety}}\n"
+                 "train:\n  method: full\n  train_data: t.jsonl\n")
+    with pytest.raises(ConfigError, match="checkpoint_selection.on': suite is not available for train.method full"):
+        load_run_config(p)

@@ -148,24 +148,28 @@ def measure_latency(backend, suite: Suite, cases: list[Case], config: Generation
 
 
 def time_paired(backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, adapter: str | None,
-                shots: ShotsFn | None = None) -> tuple[dict, dict]:
-    """Latency of the base model and of `adapter` on the same fixed sample, both in this process,
-    one case at a time, alternating which of the two goes first (so drift and warm caches touch
-    both alike): a paired measurement, where a cached baseline's timing from another process is
-    not. Returns (baseline latency, candidate latency) in `measure_latency`'s format."""
-    if adapter is None:
-        raise ValueError("time_paired needs the candidate's adapter name (None is the base model)")
+                shots: ShotsFn | None = None, candidate_backend=None) -> tuple[dict, dict]:
+    """Latency of the base model and of the candidate on the same fixed sample, both in this
+    process, one case at a time, alternating which of the two goes first (so drift and warm
+    caches touch both alike): a paired measurement, where a cached baseline's timing from another
+    process is not. The candidate is `adapter` on `backend`, or on `candidate_backend` when it runs
+    on another model (a QLoRA adapter on the 4-bit base; a fully fine-tuned model, adapter None).
+    Returns (baseline latency, candidate latency) in `measure_latency`'s format."""
+    if adapter is None and candidate_backend is None:
+        raise ValueError("time_paired needs the candidate's adapter name (None is the base model) or its backend")
+    runs = {"base": (backend, None), "candidate": (candidate_backend or backend, adapter)}
     sample = latency_sample(suite, cases, n)
     one = dataclasses.replace(config, batch_size=1)
-    samples: dict[str | None, list] = {None: [], adapter: []}
+    samples: dict[str, list] = {"base": [], "candidate": []}
     with progress(f"{suite.name}: latency, base and candidate, batch 1", 2 * len(sample)) as advance:
         for i, case in enumerate(sample):
-            for who in ((None, adapter) if i % 2 == 0 else (adapter, None)):
-                backend.set_adapter(who)
-                samples[who].append(_timed(backend, suite, case, one, shots)[0])
+            for who in (("base", "candidate") if i % 2 == 0 else ("candidate", "base")):
+                be, active = runs[who]
+                be.set_adapter(active)
+                samples[who].append(_timed(be, suite, case, one, shots)[0])
                 advance(1)
-    backend.set_adapter(adapter)
-    base, cand = (_latency_summary(samples[who]) | {"paired": True} for who in (None, adapter))
+    runs["candidate"][0].set_adapter(adapter)
+    base, cand = (_latency_summary(samples[who]) | {"paired": True} for who in ("base", "candidate"))
     return base, cand
 
 

@@ -149,21 +149,25 @@ class HFBackend:
     dtype: str = "float32"
     device: str = "cpu"
     engine: str = "auto"  # "auto": the batch-invariant engine where it can run; "generate": transformers' generate()
+    quantize: str | None = None  # "nf4": the base's linear layers in 4-bit (a QLoRA candidate's base)
     _engine: object = field(default=None, repr=False)
     _engine_problem: str | None = field(default=None, repr=False)
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
-    def from_spec(cls, spec: str, dtype: str = "auto", device: str = "auto", engine: str = "auto") -> HFBackend:
-        """Load a model spec; `dtype`/`device` `auto` pick what this machine runs fast."""
+    def from_spec(cls, spec: str, dtype: str = "auto", device: str = "auto", engine: str = "auto",
+                  quantize: str | None = None) -> HFBackend:
+        """Load a model spec; `dtype`/`device` `auto` pick what this machine runs fast;
+        `quantize="nf4"`: the base in 4-bit, as QLoRA trained on it (part of the identity)."""
         from harness.models.loading import load_base
 
         if engine not in ENGINES:
             raise HarnessError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
-        model, tokenizer, resolved, fp = load_base(spec, dtype=dtype, device=device)
-        param = next(model.parameters())
+        model, tokenizer, resolved, fp = load_base(spec, dtype=dtype, device=device, quantize=quantize)
+        param = model.get_input_embeddings().weight  # never a packed 4-bit weight
         return cls(model=model, tokenizer=tokenizer, fingerprint=fp, spec=spec, path=resolved.path,
-                   dtype=str(param.dtype).removeprefix("torch."), device=param.device.type, engine=engine)
+                   dtype=str(param.dtype).removeprefix("torch."), device=param.device.type, engine=engine,
+                   quantize=quantize)
 
     # ---- identity ------------------------------------------------------------------------
     def _grouped(self):
@@ -191,6 +195,7 @@ class HFBackend:
             "device": self.device,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
+            **({"quantization": self.quantize} if self.quantize else {}),  # in every cache key, never compared away
         }
 
     @property

@@ -19,9 +19,27 @@ def load_tokenizer(path):
     return tok
 
 
-def load_base(spec: str, dtype: str = "auto", device: str = "auto"):
+QUANTIZATIONS = ("nf4",)
+
+
+def nf4_config(dtype):
+    """The 4-bit NF4 (double-quantised) config QLoRA trains on and its candidates are evaluated on."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        from harness.errors import MissingExtra
+
+        raise MissingExtra("qlora needs bitsandbytes>=0.47: pip install 'bitsandbytes>=0.47'") from None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=dtype)
+
+
+def load_base(spec: str, dtype: str = "auto", device: str = "auto", quantize: str | None = None):
     """(model, tokenizer, resolved, fingerprint) for a spec; the model in eval mode, placed on
-    `device` in `dtype` (`auto`: see `harness.models.device`)."""
+    `device` in `dtype` (`auto`: see `harness.models.device`); `quantize="nf4"` loads the linear
+    layers in 4-bit NF4 with `dtype` as their compute dtype (a QLoRA candidate's base)."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
@@ -29,13 +47,19 @@ def load_base(spec: str, dtype: str = "auto", device: str = "auto"):
     hf_logging.disable_progress_bar()
     dtype, device = placement(dtype, device)
     resolved: ResolvedModel = resolve(spec)
+    kwargs = {"dtype": getattr(torch, dtype), "use_safetensors": True, "trust_remote_code": False}
+    if quantize is not None:
+        if quantize not in QUANTIZATIONS:
+            raise ModelSpecError(f"unknown quantization {quantize!r}: use one of {', '.join(QUANTIZATIONS)}")
+        kwargs["quantization_config"] = nf4_config(getattr(torch, dtype))
+        if device != "cpu":
+            kwargs["device_map"] = {"": device}  # a 4-bit model cannot be moved after loading
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            resolved.path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=False
-        )
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
     except (OSError, ValueError) as e:
         raise ModelSpecError(f"model {spec!r} at {resolved.path} could not be loaded: {str(e).splitlines()[0]}") from None
-    model.to(device)
+    if quantize is None:
+        model.to(device)
     model.eval()
     tokenizer = load_tokenizer(resolved.path)
     return model, tokenizer, resolved, model_fingerprint(resolved.path)

@@ -238,7 +238,8 @@ class ChannelOps:
         return out
 
     def export(self, channel: str, fmt: str = "vllm") -> str:
-        """How to serve a channel's adapter: vLLM's `--lora-modules NAME=PATH`, or the folder path.
+        """How to serve a channel's adapter: vLLM's `--lora-modules NAME=PATH` (`--model PATH` for a
+        fully fine-tuned model), or the folder path.
 
         The adapter is verified first; a damaged one raises `TamperedAdapter` instead of exporting.
         """
@@ -248,4 +249,6 @@ class ChannelOps:
         path: Path = self.adapter_path(cur["adapter_hash"])
         if fmt == "path":
             return str(path)
+        if (self._adapter_row(cur["adapter_hash"]) or {}).get("method") == "full":  # a whole model, not an adapter
+            return f"--model {shlex.quote(str(path))} --served-model-name {shlex.quote(channel)}"
         return f"--lora-modules {shlex.quote(f'{channel}={path}')}"

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import MissingExtra, ModelSpecError
+from harness.errors import ModelSpecError
 from harness.train.config import TrainConfig
 from harness.train.methods import METHODS
 
@@ -87,15 +87,9 @@ def load_model(cfg: TrainConfig):
     dtype = getattr(torch, cfg.dtype)
     kwargs = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": False}
     if METHODS[cfg.method].quantize_4bit:
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise MissingExtra("qlora needs bitsandbytes>=0.47: pip install 'bitsandbytes>=0.47'") from None
-        from transformers import BitsAndBytesConfig
+        from harness.models.loading import nf4_config
 
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
-        )
+        kwargs["quantization_config"] = nf4_config(dtype)  # the same config the candidate is evaluated on
         if torch.cuda.is_available():
             # a 4-bit model cannot be moved after loading: place it on this process's GPU now
             from accelerate import PartialState

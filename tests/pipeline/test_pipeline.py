@@ -288,3 +288,43 @@ def test_a_selected_checkpoint_is_stored_without_its_trainer_state(tiny_model_di
     reg = Registry(tmp_path / "r.db", store_root=tmp_path / "store")
     h = reg.add_adapter(only, method="lora", base_fingerprint="f" * 64)
     assert not reg.store.problems(h)
+
+
+@pytest.mark.parametrize("method", ["full", "qlora"])
+def test_full_and_qlora_runs_are_evaluated_as_trained(method, tiny_model_dir, tmp_path, home):
+    """`method: full` stores and evaluates the whole trained model; `qlora` evaluates its adapter
+    on the 4-bit NF4 base it trained on, not on the full-precision one. Both finish the run."""
+    import yaml
+
+    from harness.evals import load_results
+    from harness.models import model_fingerprint
+    from harness.pipeline import run
+    from harness.registry import Registry
+
+    cfg_path = write_run(tmp_path, tiny_model_dir, max_steps=2, save_steps=2)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["train"]["method"] = method
+    if method == "full":
+        del cfg["train"]["lora"]
+        cfg["train"]["learning_rate"] = 1e-3
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    reg = Registry(home / "registry.db")
+    s = run(cfg_path, reg)
+    assert reg.get_run(s["run_id"])["status"] == "finished" and s["gate_passed"] is not None
+    cand = load_results(s["candidate_results"])["mini"]
+    base = load_results(s["baseline_results"])["mini"]
+    stored = Path(s["adapter"])
+    assert reg.get_adapter(s["adapter_hash"])["method"] == method
+    if method == "full":
+        assert (stored / "model.safetensors").is_file() and not (stored / "adapter_config.json").exists()
+        assert cand.adapter_hash is None and cand.model_fingerprint == model_fingerprint(stored) != base.model_fingerprint
+        assert s["promoted"] is True and reg.export("production").startswith(f"--model {stored} ")
+    else:
+        assert cand.identity["quantization"] == "nf4" and "quantization" not in base.identity
+        assert cand.adapter_hash == s["adapter_hash"] and cand.model_fingerprint == base.model_fingerprint
+    assert cand.identity["dtype"] == base.identity["dtype"] and cand.identity["engine"] == base.identity["engine"]
+    state = json.loads((Path(s["run_folder"]) / "state.json").read_text())
+    assert state["done"]["candidate"]["runs_on"] == ("its own weights (full fine-tune)" if method == "full"
+                                                     else "the 4-bit NF4 base it trained on")
+    # the paired latency timed the candidate as it runs too
+    assert cand.summary["latency"]["paired"] is True
