@@ -107,19 +107,16 @@ class Pipeline:
         from harness.models import HFBackend
         from harness.train.methods import METHODS
 
-        method = METHODS[self.train_cfg.method]
+        base = self.backend()  # the candidate runs in the baseline's dtype, device and engine: comparable
+        same = {"dtype": base.dtype, "device": base.device, "engine": base.engine}
         if self.train_cfg.method == "full":
-            be = HFBackend.from_spec(str(folder), dtype=self.cfg.eval.dtype, device=self.cfg.eval.device,
-                                     engine=self.backend().engine)
-            return be, None
-        if method.quantize_4bit:
+            return HFBackend.from_spec(str(folder), **same), None
+        if METHODS[self.train_cfg.method].quantize_4bit:
             if self._quantized is None:
-                self._quantized = HFBackend.from_spec(self.cfg.base_model, dtype=self.backend().dtype,
-                                                      device=self.backend().device, engine=self.backend().engine,
-                                                      quantize="nf4")
+                self._quantized = HFBackend.from_spec(self.cfg.base_model, quantize="nf4", **same)
             be = self._quantized
         else:
-            be = self.backend()
+            be = base
         return be, be.load_adapter(folder)
 
     def base_fingerprint(self) -> str:
