@@ -121,9 +121,9 @@ def luhn_complete(prefix: str) -> str:
     raise AssertionError
 
 
-@given(st.text(alphabet="0123456789", min_size=15, max_size=15).filter(lambda s: len(set(s)) > 1))
-def test_luhn_valid_cards_are_found_anywhere(digits):
-    card = luhn_complete(digits)
+@given(st.sampled_from(["4", "51", "2221", "6011", "3528", "62"]), st.text(alphabet="0123456789", min_size=11, max_size=11))
+def test_luhn_valid_cards_are_found_anywhere(issuer, digits):
+    card = luhn_complete((issuer + digits + "0000")[:15])
     text = f"my card is {card[:4]} {card[4:8]} {card[8:12]} {card[12:]} thanks"
     assert any(f.kind == "card" for f in find_pii(text))
 
