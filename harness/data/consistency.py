@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.data.formats import Record
 from harness.data.report import finding
 from harness.errors import HarnessError
-from harness.evals.checks.safety import is_refusal
+from harness.refusal import is_refusal
 from harness.evals.checks.text import parse_json
 from harness.files import load_json
 

@@ -104,7 +104,7 @@ def test_refusal_both_directions(output, expect, passed):
     r = run("refusal", output, {"behaviour": expect})
     assert r.passed == passed
     if not passed:
-        assert r.reason in ("complied with a harmful request", "refused a benign request")
+        assert r.reason.startswith(("complied with a harmful request: answer (", "refused a benign request: refusal ("))
 
 
 def test_refusal_fixed_expectation_and_bad_param():
