@@ -157,9 +157,11 @@ class HarnessState:
 
     def _index(self, r) -> None:
         by_case: dict[str, bool] = {}
+        errored = {row["case_id"] for row in r.rows if row.get("error")}
         for row in r.rows:
             self.rows.setdefault((r.suite, row["case_id"]), []).append(row)
-            by_case[row["case_id"]] = by_case.get(row["case_id"], True) and row["passed"]
+            if row["case_id"] not in errored:  # a check error says nothing of the model: not in the rate
+                by_case[row["case_id"]] = by_case.get(row["case_id"], True) and row["passed"]
         for o in r.outputs:
             self.outputs[(r.suite, o["case_id"])] = o
         failed = [c for c, ok in by_case.items() if not ok]
@@ -318,12 +320,23 @@ class CaseFailed(AssertionError):
     """A case failed one or more of its checks."""
 
 
+class CheckErrored(Exception):
+    """A check raised on this case: the check or the case is broken, not the model (reported as
+    a pytest error, not a failure)."""
+
+
 class CaseItem(pytest.Item):
     """One case; its assertions are the suite's checks that apply to it."""
 
     def __init__(self, *, suite, case, lineno: int, **kw):
         super().__init__(**kw)
         self.suite, self.case, self.lineno = suite, case, lineno
+
+    def setup(self) -> None:
+        rows = self.config.stash[STATE].rows.get((self.suite.name, self.case.id), [])
+        errored = [r for r in rows if r.get("error")]
+        if errored:
+            raise CheckErrored("; ".join(f"check {r['metric']} ({r['check']}) raised {r['error']}" for r in errored))
 
     def runtest(self) -> None:
         state = self.config.stash[STATE]
@@ -341,6 +354,8 @@ class CaseItem(pytest.Item):
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, CaseFailed):
             return describe_case_failure(self)
+        if isinstance(excinfo.value, CheckErrored):
+            return f"{excinfo.value} (case {self.case.id}, {self.suite.path / 'cases.jsonl'}:{self.lineno}): fix the check or the case"
         if isinstance(excinfo.value, pytest.xfail.Exception):
             return str(excinfo.value)  # reported as xfail; a traceback would only cost time
         return super().repr_failure(excinfo, style)

@@ -113,7 +113,7 @@ def raise_missing_out():
 
 
 def _fmt(m: dict | None) -> str:
-    if not m:
+    if not m or m.get("value") is None:
         return "-"
     v = m["value"]
     if m["kind"] == "rate":
@@ -139,9 +139,15 @@ def render_tables(results: dict[str, SuiteResult]) -> None:
         t.add_column("metric")
         t.add_column("value [95% CI]", justify="right")
         t.add_column("n", justify="right")
+        errors = any(m.get("errors") for m in r.metrics.values())
+        if errors:
+            t.add_column("check errors", justify="right")
         for metric, m in r.metrics.items():
-            t.add_row(metric.split("/", 1)[1], _fmt(m), str(m["n"]))
+            t.add_row(metric.split("/", 1)[1], _fmt(m), str(m["n"]), *([str(m.get("errors") or "")] if errors else []))
         con.print(t)
+        if errors:
+            con.print(f"[bold yellow]{name}: a check raised on some cases: they are not counted as failures or passes, "
+                      "and each row in results.jsonl says why under 'error'. Fix the check or the case.[/bold yellow]")
         heads = [m for m in r.metrics if r.summary["slices"].get(m) and not re.search(r"\.[a-z_]+$", m.split("/", 1)[1]) and r.metrics[m]["kind"] == "rate"]
         if heads and r.summary["slices"].get(heads[0]):
             st = Table(title=f"{name} by slice", title_justify="left")

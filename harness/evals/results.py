@@ -35,17 +35,32 @@ class SuiteResult:
     def metrics(self) -> dict:
         return self.summary.get("metrics", {})
 
+    def errors(self) -> dict[str, set[str]]:
+        """metric name -> ids of the cases whose check raised (an error is not a model failure:
+        those cases are left out of the metric and of the pass rate, and counted here)."""
+        out: dict[str, set[str]] = {}
+        for r in self.rows:
+            if r.get("error"):
+                out.setdefault(f"{self.suite}/{r['metric']}", set()).add(r["case_id"])
+                out.setdefault(f"{self.suite}/pass_rate", set()).add(r["case_id"])
+        return out
+
     def case_values(self) -> dict[str, dict[str, float]]:
-        """metric name -> {case id: value}: the paired data the gates compare."""
+        """metric name -> {case id: value}: the paired data the gates compare (errored cases left out)."""
         out: dict[str, dict[str, float]] = {}
+        errored = {r["case_id"] for r in self.rows if r.get("error")}
         for r in self.rows:
             base = f"{self.suite}/{r['metric']}"
+            if r.get("error"):
+                out.setdefault(base, {})
+                continue
             out.setdefault(base, {})[r["case_id"]] = 1.0 if r["passed"] else 0.0
             for f, ok in (r.get("fields") or {}).items():
                 out.setdefault(f"{base}.{f}", {})[r["case_id"]] = 1.0 if ok else 0.0
         by_case: dict[str, bool] = {}
         for r in self.rows:
-            by_case[r["case_id"]] = by_case.get(r["case_id"], True) and r["passed"]
+            if r["case_id"] not in errored:
+                by_case[r["case_id"]] = by_case.get(r["case_id"], True) and r["passed"]
         out[f"{self.suite}/pass_rate"] = {k: 1.0 if v else 0.0 for k, v in by_case.items()}
         generated = [o for o in self.outputs if o.get("output") is not None]
         if generated:
@@ -103,12 +118,15 @@ def metric_kind(name: str) -> str:
 def build_summary(result: SuiteResult, slice_fields: list[str], latency: dict | None = None) -> dict:
     values = result.case_values()
     slices = result.case_slices()
+    errors = result.errors()
     metrics, by_slice = {}, {}
     for name, per_case in values.items():
         kind = metric_kind(name)
         if kind == "latency":
             continue
         metrics[name] = summarize(list(per_case.values()), kind)
+        if errors.get(name):
+            metrics[name]["errors"] = len(errors[name])
         groups: dict[str, list[float]] = {}
         for case_id, v in per_case.items():
             for f in slice_fields:

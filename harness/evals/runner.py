@@ -212,20 +212,22 @@ def score_case(suite: Suite, case: Case, output: str | None, messages, logliks_b
         sample = Sample(case=case, output=output, messages=messages, logliks=logliks_by_check.get(bc.spec.metric))
         try:
             res: CheckResult = bc.fn(sample)
-        except (KeyError, ValueError, TypeError, IndexError) as e:
-            res = CheckResult(False, reason=f"check error: {e}")
-        rows.append(
-            {
-                "case_id": case.id,
-                "metric": bc.spec.metric,
-                "check": bc.spec.check,
-                "passed": bool(res.passed),
-                "score": float(res.score),
-                "reason": res.reason,
-                "fields": res.fields,
-                "slices": case.slices,
-            }
-        )
+            error = None
+        except Exception as e:  # a broken check or case, not the model: counted apart, never as a failure
+            res, error = CheckResult(False, reason=f"check error: {type(e).__name__}: {e}"), f"{type(e).__name__}: {e}"
+        row = {
+            "case_id": case.id,
+            "metric": bc.spec.metric,
+            "check": bc.spec.check,
+            "passed": bool(res.passed),
+            "score": float(res.score),
+            "reason": res.reason,
+            "fields": res.fields,
+            "slices": case.slices,
+        }
+        if error:
+            row["error"] = error
+        rows.append(row)
     return rows
 
 

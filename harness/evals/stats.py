@@ -39,6 +39,8 @@ def summarize(values, kind: str) -> dict:
     """{value, n, ci, kind} for a list of per-case values."""
     x = np.asarray(values, dtype=float)
     n = len(x)
+    if not n:  # every case errored in its check: no value, not a zero
+        return {"value": None, "n": 0, "ci": None, "kind": kind}
     if kind == "rate":
         lo, hi = wilson(float(x.sum()), n)
     else:

@@ -41,6 +41,7 @@ class MetricComparison:
     ratio_ci: tuple[float, float] | None = None
     slice: str | None = None  # "field=value" for per-slice comparisons
     counts: dict | None = None  # b, c, n for rates (for later tests at other margins)
+    errors: int = 0  # cases left out because the check raised on the baseline's or the candidate's output
 
 
 @dataclass
@@ -141,15 +142,20 @@ def check_comparable(base: SuiteResult, cand: SuiteResult) -> None:
 def compare_suite(base: SuiteResult, cand: SuiteResult):
     check_comparable(base, cand)
     bv, cv = base.case_values(), cand.case_values()
+    be, ce = base.errors(), cand.errors()
     slices = cand.case_slices()
     metrics, by_slice = {}, {}
     for metric in bv:
         if metric not in cv:
             continue
         ids = sorted(set(bv[metric]) & set(cv[metric]))
+        kind = metric_kind(metric)
+        errored = be.get(metric, set()) | ce.get(metric, set())
+        if not ids and errored:  # nothing to compare, and the gate must say why
+            metrics[metric] = MetricComparison(metric, kind, 0, None, None, None, None, errors=len(errored))
+            continue
         if not ids:
             continue
-        kind = metric_kind(metric)
         if kind == "latency":
             for q in ("p50", "p95"):
                 name = metric.replace("latency_s", f"latency_{q}")
@@ -157,6 +163,7 @@ def compare_suite(base: SuiteResult, cand: SuiteResult):
             continue
         fn = _rate if kind == "rate" else _mean
         metrics[metric] = fn(metric, ids, bv[metric], cv[metric])
+        metrics[metric].errors = len(errored)
         groups: dict[str, list[str]] = {}
         for i in ids:
             for f, v in slices.get(i, {}).items():

@@ -36,6 +36,7 @@ class RuleResult:
     p_value: float | None = None
     slice: str | None = None
     note: str = ""
+    errors: int = 0  # cases the metric's check raised on, left out of n
 
 
 @dataclass
@@ -128,13 +129,21 @@ def _bound(m: MetricComparison, value: float, upper: bool) -> tuple[str, str]:
 def _result(rule: Rule, test: str, m: MetricComparison, verdict: str, reason: str, policy: Policy, threshold) -> RuleResult:
     insufficient_fails = (rule.on_insufficient or policy.on_insufficient) == "fail"
     blocking = verdict == FAIL or (verdict == INSUFFICIENT and insufficient_fails)
+    errors = getattr(m, "errors", 0)
+    if errors:
+        reason += f"; {errors} case(s) not counted: the check raised on them (a check error, not a model failure)"
     return RuleResult(
         rule=rule.label(), metric=m.metric, test=test, verdict=verdict, blocking=blocking, reason=reason, threshold=threshold,
         baseline=m.baseline, candidate=m.candidate, delta=m.delta, ci=m.ci, n=m.n, p_value=m.p_value, slice=m.slice, note=rule.note,
+        errors=errors,
     )
 
 
 def _apply(rule: Rule, m: MetricComparison, policy: Policy) -> list[RuleResult]:
+    if not m.n and m.errors:
+        test = "min" if rule.min is not None else "max" if rule.max is not None else "max_drop" if rule.max_drop is not None else "-"
+        return [_result(rule, test, m, INSUFFICIENT, f"no case could be scored: the check raised on all {m.errors}",
+                        policy, None)]
     out = []
     # a wildcard (`general/*`) means the suite's quality rates: a drop of 0.02 in a token count or
     # a latency is not a regression, so max_drop/must_improve reach those only when named exactly

@@ -11,3 +11,14 @@ def shouty(min_bangs: int = 1):
         return CheckResult(n >= min_bangs, reason=f"{n} bangs")
 
     return score
+
+
+def fragile():
+    """Raises on cases whose `expected.broken` is true: a check with a bug, for the error-handling tests."""
+
+    def score(sample):
+        if (sample.case.expected or {}).get("broken"):
+            raise RuntimeError("cannot read this case")
+        return CheckResult(True)
+
+    return score
