@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -156,8 +157,9 @@ def test_pii_leak_ignores_what_the_input_contained():
 
 # ---- instructions ---------------------------------------------------------------------------
 INSTRUCTION_CASES = [
-    ({"kind": "lowercase"}, "all lower here", "Not lower"),
-    ({"kind": "uppercase"}, "ALL UPPER", "Not Upper"),
+    # IFEval's case checkers also ask for English (langdetect): short fragments are not enough
+    ({"kind": "lowercase"}, "the bread is baked in the oven until it is golden brown.", "The bread is baked in the oven until it is golden brown."),
+    ({"kind": "uppercase"}, "PLEASE WATCH YOUR STEP, THE FLOOR IS WET AND VERY SLIPPERY.", "Please watch your step, the floor is wet."),
     ({"kind": "max_words", "n": 3}, "one two three", "one two three four"),
     ({"kind": "min_words", "n": 3}, "one two three", "one two"),
     ({"kind": "max_sentences", "n": 2}, "One. Two!", "One. Two. Three."),
@@ -182,13 +184,47 @@ def test_each_instruction_kind(instruction, good, bad):
 
 
 def test_instructions_score_is_fraction_followed():
-    r = run("instructions", "hello, world", {"instructions": [{"kind": "lowercase"}, {"kind": "no_commas"}]})
+    r = run("instructions", "hello, the weather is lovely today and we are going to the beach.",
+            {"instructions": [{"kind": "lowercase"}, {"kind": "no_commas"}]})
     assert not r.passed and r.score == 0.5 and "no_commas" in r.reason
 
 
-@given(st.text(alphabet=st.characters(whitelist_categories=("Ll", "Zs")), min_size=1).filter(lambda s: any(c.isalpha() for c in s)))
-def test_lowercase_text_always_passes_lowercase(text):
+@given(st.integers(0, 55), st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+def test_one_capital_letter_breaks_lowercase(at, letter):
+    text = "the bread is baked in the oven until it is golden brown."
     assert run("instructions", text, {"instructions": [{"kind": "lowercase"}]}).passed
+    assert not run("instructions", text[:at] + letter + text[at:], {"instructions": [{"kind": "lowercase"}]}).passed
+
+
+def test_the_listed_ifeval_defects_are_fixed():
+    def ok(text, **ins):
+        return run("instructions", text, {"instructions": [ins]}).passed
+
+    assert ok('He wrote: "Thank you for reading."', kind="ends_with", phrase="Thank you for reading.")  # closing quote
+    assert ok("We meet at 5 P.M. today, e.g. in the hall.\nBring a pen.", kind="max_sentences", n=2)  # no split after P.M./e.g./newline
+    assert not ok("<< >>\nText", kind="title_in_brackets") and ok("<<a < b>>\nText", kind="title_in_brackets")
+    assert ok('```Json\n{"a": 1}\n```', kind="json_only")
+    # max_words n is "no more than n"; IFEval's own "less than" is strict
+    assert ok("one two three", kind="max_words", n=3)
+    assert not ok("one two three", kind="length_constraints:number_words", relation="less than", num_words=3)
+    assert ok("one two", kind="length_constraints:number_words", relation="less than", num_words=3)
+
+
+def test_loose_follows_ifeval_loose_variants():
+    text = 'Sure! Here is the JSON:\n{"colors": ["red", "blue", "yellow"]}'
+    case = {"instructions": [{"kind": "json_only"}]}
+    assert not run("instructions", text, case).passed
+    assert run("instructions", text, case, loose=True).passed
+
+
+def test_instructions_are_validated_at_load():
+    from harness.evals.checks.instructions import build
+
+    for bad, msg in [({"kind": "max_words"}, "takes ['n']"), ({"kind": "max_words", "n": True}, "whole number"),
+                     ({"kind": "keywords:frequency", "keyword": "a"}, "missing argument(s) ['frequency', 'relation']"),
+                     ({"kind": "bogus"}, "unknown instruction kind 'bogus'")]:
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            build(bad)
 
 
 # ---- grounding ------------------------------------------------------------------------------
