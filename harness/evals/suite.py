@@ -207,6 +207,15 @@ def load_suite(path: str | Path) -> Suite:
         for k in c.where:
             if isinstance(slice_fields, list) and k not in slice_fields:
                 problems.append(f"{at}.where': {k!r} is not a slice field of this suite (slices: {slice_fields})")
+    for i, bc in enumerate(checks):  # a filter that matches nothing gives a metric with no cases
+        if bc.spec.where and cases and not any(bc.applies(c) for c in cases):
+            have = {k: sorted({str(c.slices.get(k)) for c in cases}) for k in bc.spec.where}
+            problems.append(f"{yml}: field 'checks.{check_specs.index(bc.spec)}.where': {bc.spec.where} matches no case "
+                            f"(values in the cases: {have})")
+    if isinstance(slice_fields, list) and cases:
+        for f in slice_fields:
+            if not any(f in c.slices for c in cases):
+                problems.append(f"{yml}: field 'slices': no case has the slice {f!r} (add it to the cases' slices or drop it)")
     for bc in checks:  # a check that can say a case is unusable says so now, not mid-evaluation
         validate = getattr(bc.fn, "validate", None)
         for case in cases if validate else ():
@@ -214,7 +223,8 @@ def load_suite(path: str | Path) -> Suite:
                 try:
                     validate(case)
                 except (ValueError, TypeError, KeyError) as e:
-                    problems.append(f"{jsonl}:{seen[case.id]}: {e} (check {bc.spec.metric!r})")
+                    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+                    problems.append(f"{jsonl}:{seen[case.id]}: {msg} (check {bc.spec.metric!r})")
     if spec is not None:
         env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
         for key in ("system", "user"):

@@ -89,3 +89,30 @@ def test_cli_validate_exit_codes(mini):
     (mini / "cases.jsonl").write_text('{"id": 1\n')
     bad = subprocess.run([sys.executable, "-m", "harness.cli", "suites", "validate", str(mini)], capture_output=True, text=True)
     assert bad.returncode == 2 and "cases.jsonl:1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_parameters_are_cross_checked_against_the_cases(tmp_path):
+    """Fields, source fields, slices and `where` filters that no case has are reported at load,
+    not found later as a metric that is silently zero or missing."""
+    import json
+
+    d = tmp_path / "inv"
+    d.mkdir()
+    (d / "suite.yaml").write_text(
+        "name: inv\nversion: 1\nprompt:\n  user: '{{ input.text }}'\nchecks:\n"
+        "  - check: field_match\n    fields: [vendor, totl]\n"
+        "  - check: grounded_fields\n    fields: [vendor]\n    source_field: body\n"
+        "  - check: numeric\n    field: total\n"
+        "  - check: exact_match\n    field: vendor\n    where: {difficulty: hrad}\n"
+        "slices: [difficulty, region]\n")
+    cases = [{"id": f"i-{i}", "input": {"text": "ACME invoice, total 12.50"}, "expected": {"vendor": "ACME", "total": "12.5" if i else "n/a"},
+              "slices": {"difficulty": "easy"}} for i in range(3)]
+    (d / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    with pytest.raises(ConfigError) as e:
+        load_suite(d)
+    text = "\n".join(e.value.problems)
+    assert "field 'expected.totl': missing, and the check reads it" in text
+    assert "field 'input.body': missing, and the check reads it" in text
+    assert "cases.jsonl:1: field 'expected.total': a number (got 'n/a')" in text
+    assert "'checks.3.where': {'difficulty': 'hrad'} matches no case (values in the cases: {'difficulty': ['easy']})" in text
+    assert "no case has the slice 'region'" in text

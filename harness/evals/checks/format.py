@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.evals.checks.registry import CheckResult, Sample, check
+from harness.evals.checks.registry import CheckResult, Sample, check, reads
 from harness.evals.checks.text import normalize, numbers, parse_json
 from harness.files import load_json
 
@@ -79,7 +79,7 @@ def field_match(fields: list[str], lowercase: bool = True, strip_punct: bool = F
         reason = err or (f"wrong: {', '.join(wrong)}" if wrong else "")
         return CheckResult(all(results.values()), sum(results.values()) / len(fields), reason, results)
 
-    return score
+    return reads(score, expected=fields)
 
 
 @check("exact_match")
@@ -91,25 +91,58 @@ def exact_match(field: str = "answer", lowercase: bool = True, strip_punct: bool
         got = normalize(sample.output or "", lowercase, strip_punct)
         return CheckResult(got == want, reason="" if got == want else f"expected {want!r}, got {got[:80]!r}")
 
-    return score
+    return reads(score, expected=[field])
 
 
 @check("numeric")
-def numeric(field: str = "answer", tolerance: float = 1e-6, position: str = "last"):
-    """The last (or first) number in the output equals the expected number."""
+def numeric(field: str = "answer", json_field: str | None = None, tolerance: float = 1e-6, position: str = "last"):
+    """The number in the output equals `expected[field]`. A JSON object answer is read at its
+    `json_field` (default: `field`), never guessed from the text; a free-text answer's last (or
+    `position: first`, or `any`) number is taken. Numbers are read by value (`1,250.00`, `€12.50`)."""
     if position not in ("last", "first", "any"):
         raise ValueError("position must be last, first or any")
+    from harness.evals.checks.grounding import _CURRENCY, _NUMBER, _values
+
+    def value_of(x) -> set[float]:
+        if isinstance(x, bool) or x is None:
+            return set()
+        if isinstance(x, (int, float)):
+            return {float(x)}
+        bare = _CURRENCY.sub(" ", str(x)).strip()
+        return {float(v) for v in _values(bare)} if _NUMBER.fullmatch(bare) else set()
 
     def score(sample: Sample) -> CheckResult:
-        want = float(str(_expected(sample, field)).replace(",", ""))
-        found = numbers(sample.output or "")
-        if not found:
-            return CheckResult(False, reason="no number in the output")
-        candidates = found if position == "any" else [found[-1] if position == "last" else found[0]]
-        ok = any(abs(x - want) <= tolerance * max(1.0, abs(want)) for x in candidates)
-        return CheckResult(ok, reason="" if ok else f"expected {want:g}, got {candidates[-1]:g}")
+        raw = _expected(sample, field)
+        wants = value_of(raw)
+        if not wants:
+            raise ValueError(f"case {sample.case.id}: expected.{field} is not a number ({raw!r})")
+        want = min(wants)
+        parsed, err = parse_json(sample.output or "")
+        if json_field or (err is None and isinstance(parsed, dict)):
+            key = json_field or field
+            if err or not isinstance(parsed, dict):
+                return CheckResult(False, reason=f"not a JSON object with field {key!r}")
+            if key not in parsed:
+                return CheckResult(False, reason=f"JSON answer has no field {key!r} (set json_field to the key holding the number)")
+            candidates, shown = sorted(value_of(parsed[key])), repr(parsed[key])
+            if not candidates:
+                return CheckResult(False, reason=f"field {key!r} is not a number: {shown}")
+        else:
+            found = numbers(sample.output or "")
+            if not found:
+                return CheckResult(False, reason="no number in the output")
+            candidates = found if position == "any" else [found[-1] if position == "last" else found[0]]
+            shown = f"{candidates[-1]:g}"
+        ok = any(abs(x - w) <= tolerance * max(1.0, abs(w)) for x in candidates for w in wants)
+        return CheckResult(ok, reason="" if ok else f"expected {want:g}, got {shown}")
 
-    return score
+    def validate(case) -> None:
+        raw = case.expected.get(field) if isinstance(case.expected, dict) else case.expected
+        if not value_of(raw):
+            raise ValueError(f"field 'expected.{field}': a number (got {raw!r})")
+
+    score.validate = validate
+    return reads(score, expected=[field])
 
 
 @check("regex")
@@ -146,7 +179,7 @@ def contains(value: str | None = None, values: list[str] | None = None, field: s
         missing = [v for v, h in zip(want, hits) if not h]
         return CheckResult(ok, reason="" if ok else f"missing: {missing}")
 
-    return score
+    return reads(score, expected=[field])
 
 
 @check("not_contains")
@@ -160,7 +193,7 @@ def not_contains(value: str | None = None, values: list[str] | None = None, fiel
         found = [v for v in _values(values, value, field, sample) if normalize(v, lowercase) in text]
         return CheckResult(not found, reason=f"contains: {found}" if found else "")
 
-    return score
+    return reads(score, expected=[field])
 
 
 @check("choice")
@@ -177,4 +210,4 @@ def choice(labels: list[str], field: str | None = "answer", lowercase: bool = Tr
         want = normalize(_expected(sample, field), lowercase, strip_punct=True)
         return CheckResult(got == want, reason="" if got == want else f"expected {want!r}, got {got!r}")
 
-    return score
+    return reads(score, expected=[field])

@@ -17,7 +17,7 @@ import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 
-from harness.evals.checks.registry import CheckResult, Sample, check
+from harness.evals.checks.registry import CheckResult, Sample, check, reads
 from harness.evals.checks.text import parse_json, words
 
 
@@ -223,7 +223,7 @@ def grounded_fields(fields: list[str], source_field: str = "text", allow_fence: 
             why += [f"{f}={x!r} ({how} not in source)" for x, ok, how in checks if not ok] or ([f"{f} missing"] if not results[f] else [])
         return CheckResult(all(results.values()), sum(results.values()) / len(fields), "; ".join(why), results)
 
-    return score
+    return reads(score, input=[source_field])
 
 
 @check("grounded_ngrams")
@@ -247,7 +247,7 @@ def grounded_ngrams(source_field: str = "text", json_field: str | None = None, n
         frac = sum(g in src for g in out) / len(out)
         return CheckResult(frac >= min_overlap, frac, "" if frac >= min_overlap else f"{frac:.0%} of {n}-grams in source")
 
-    return score
+    return reads(score, input=[source_field])
 
 
 def _field_text(sample: Sample, json_field: str | None) -> str | None:
@@ -388,4 +388,4 @@ def faithful(source_field: str = "text", json_field: str | None = None, min_supp
         problems = faithfulness_problems(text, _source(sample, source_field), min_support)
         return CheckResult(not problems, reason="; ".join(problems))
 
-    return score
+    return reads(score, input=[source_field])

@@ -92,6 +92,25 @@ def get_check(name: str) -> CheckInfo | None:
     return REGISTRY.get(name)
 
 
+def reads(score: Callable, expected=(), input=()) -> Callable:
+    """Attach `score.validate(case)`: the suite loader calls it on every case the check applies to,
+    so a field the check reads but a case lacks is reported at load, with its name, not as a zero
+    metric after the model ran. A case whose expected (input) is not an object is its own value."""
+    before = getattr(score, "validate", None)
+
+    def validate(case) -> None:
+        for name, value, fields in (("expected", case.expected, expected), ("input", case.input, input)):
+            for f in fields:
+                if f is not None and isinstance(value, dict) and f not in value:
+                    have = ", ".join(sorted(value)) or "none"
+                    raise ValueError(f"field '{name}.{f}': missing, and the check reads it (this case's {name} fields: {have})")
+        if before:
+            before(case)
+
+    score.validate = validate
+    return score
+
+
 def available_checks() -> list[str]:
     import harness.evals.checks  # noqa: F401
 
