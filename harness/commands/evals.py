@@ -68,14 +68,61 @@ def cmd_eval(p: argparse.ArgumentParser):
 @command("suites validate", "Validate suite folders (YAML, cases, checks, templates); report every problem at once.")
 def cmd_suites_validate(p: argparse.ArgumentParser):
     p.add_argument("suites", nargs="*", default=["suites"], help="suite folders or a folder of suites (default: suites/)")
+    p.add_argument("--oracle", action="store_true",
+                   help="also score each case's perfect answer (its `reference`, or what its expected fields give) with the "
+                        "suite's checks and report every check that rejects it; exit 1 if any does")
 
     def run(a):
         from harness.evals import load_suites
 
+        failed = False
         for s in load_suites(a.suites):
             gen = sum(s.needs_generation(c) for c in s.cases)
             print(f"ok  {s.name:<16} v{s.spec.version}  {len(s.cases):>4} cases ({gen} generated)  "
                   f"{len(s.checks)} checks  hash {s.hash[:12]}")
+            if a.oracle:
+                failed |= not _print_oracle(s)
+        return 1 if failed else 0
 
     return run
 
+
+def _print_oracle(suite) -> bool:
+    from harness.evals.oracle import check_oracle
+
+    r = check_oracle(suite)
+    where = ", ".join(f"{n} {src}" for src, n in sorted(r.sources.items()))
+    if r.ok:
+        print(f"    oracle: {r.scored}/{r.cases} perfect answers pass every check ({where})")
+    else:
+        print(f"    oracle: FAILED: checks reject perfect answers ({where}):")
+        for metric, bad in r.rejected.items():
+            print(f"      {metric}: rejects {len(bad)} of the perfect answers, e.g.")
+            for case_id, why in bad[:3]:
+                print(f"        {case_id}: {why}")
+    if r.without:
+        print(f"    oracle: {len(r.without)} case(s) have no perfect answer to score (give them a `reference`), e.g. {r.without[0]}")
+    return r.ok
+
+
+
+@command("checks list", "List every check with its parameters, defaults and help (the registry, plus entry-point plugins).")
+def cmd_checks_list(p: argparse.ArgumentParser):
+    p.add_argument("--markdown", action="store_true", help="print the reference as a Markdown table (as in the README)")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+
+    def run(a):
+        from harness.evals.checks.registry import checks_markdown, describe_checks
+
+        if a.json:
+            return out_json(describe_checks())
+        if a.markdown:
+            print(checks_markdown())
+            return 0
+        for d in describe_checks():
+            ps = ", ".join(p["name"] + ("" if p["required"] else f"={p['default']!r}") for p in d["params"])
+            print(f"{d['check']}({ps})" + ("  [log-likelihood]" if d["needs"] == "loglik" else ""))
+            print(f"    {d['help']}")
+        return 0
+
+    return run

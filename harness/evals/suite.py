@@ -48,7 +48,8 @@ class CheckSpec(ConfigModel):
 
     @property
     def metric(self) -> str:
-        return self.id or self.check
+        """The metric's name: `id`, else the check's name (a custom check's function name)."""
+        return self.id or (self.check.rpartition(":")[2] if ":" in self.check else self.check)
 
     @property
     def params(self) -> dict:
@@ -74,6 +75,9 @@ class Case(ConfigModel):
     input: dict[str, Any] | str
     expected: dict[str, Any] | str | int | float | list | None = None
     slices: dict[str, str | int | bool] = Field(default_factory=dict)
+    # a perfect answer (text, or an object for JSON answers): `harness suites validate --oracle`
+    # scores it with the suite's checks, so a check that rejects it is found before any model runs
+    reference: str | dict[str, Any] | list | None = None
 
 
 @dataclass
@@ -196,7 +200,11 @@ def load_suite(path: str | Path) -> Suite:
         at = f"{yml}: field 'checks.{i}"
         if metrics.count(c.metric) > 1:
             problems.append(f"{at}': metric name {c.metric!r} used twice: give each an `id`")
-        info = get_check(c.check)
+        try:
+            info = get_check(c.check, folder)
+        except ValueError as e:
+            problems.append(f"{at}.check': check {c.check!r}: {e}")
+            continue
         if info is None:
             problems.append(f"{at}.check': unknown check {c.check!r}: use one of {', '.join(available_checks())} or module:function")
             continue

@@ -254,4 +254,19 @@ def test_custom_check_by_dotted_path():
     info = get_check("tests.evals.custom_checks:shouty")
     assert info is not None
     assert build_check(info, {"min_bangs": 2}, None)(Sample(case=case(), output="hi!!")).passed
-    assert get_check("tests.evals.custom_checks:missing") is None
+    with pytest.raises(ValueError, match="has no function 'missing'"):
+        get_check("tests.evals.custom_checks:missing")
+    with pytest.raises(ValueError, match=r"cannot import module 'no_such_pkg.checks' .*put the file in the suite's folder"):
+        get_check("no_such_pkg.checks:fn")
+
+
+def test_custom_check_from_a_file_in_the_suite_folder(tmp_path):
+    (tmp_path / "mine.py").write_text("from harness.evals import CheckResult\n\n"
+                                      "def loud():\n    return lambda s: CheckResult(s.output.isupper())\n")
+    info = get_check("./mine.py:loud", tmp_path)
+    assert build_check(info, {}, tmp_path)(Sample(case=case(), output="HI")).passed
+    (tmp_path / "broken.py").write_text("x = 1\nimport no_such_module\n")
+    with pytest.raises(ValueError, match=r"broken.py:2: ModuleNotFoundError"):
+        get_check("./broken.py:fn", tmp_path)
+    with pytest.raises(ValueError, match="must live inside it"):
+        get_check("../outside.py:fn", tmp_path / "sub")

@@ -140,9 +140,10 @@ def follows(text: str, instruction: dict, loose: bool = False) -> bool:
 
 @check("instructions")
 def instructions(field: str = "instructions", loose: bool = False):
-    """Every instruction in `expected[field]` is followed, with IFEval's checkers (prompt-level
-    pass); the score is the fraction followed (instruction-level). `loose: true` is IFEval's loose
-    variant. Kinds and their exact rules: `harness checks list` and the module docstring."""
+    """Every instruction in `expected[field]` is followed, judged by IFEval's reference checkers
+    (prompt-level pass); the score is the fraction followed (instruction-level). `loose: true` is
+    IFEval's loose variant. A kind is an IFEval id with its arguments or a short kind
+    (suites/general/README.md)."""
 
     def instructions_of(case) -> list[dict]:
         items = case.expected.get(field) if isinstance(case.expected, dict) else None

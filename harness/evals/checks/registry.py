@@ -74,22 +74,56 @@ def _load_entry_points() -> None:
         ep.load()
 
 
-def get_check(name: str) -> CheckInfo | None:
-    """A registered check by name, or a custom one by dotted path `package.module:function`."""
+def get_check(name: str, suite_dir=None) -> CheckInfo | None:
+    """A registered check by name, or a custom one: `package.module:function` (importable), or
+    `./file.py:function`, a file in the suite's folder. None for an unknown name; ValueError
+    saying why for a custom check that cannot be loaded."""
     import harness.evals.checks  # noqa: F401  (registers the built-in checks)
 
     if name in REGISTRY:
         return REGISTRY[name]
     if ":" in name:
-        module, _, attr = name.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return None
+        module, _, attr = name.rpartition(":")
+        if module.endswith(".py"):
+            mod = _load_file(module, suite_dir)
+        else:
+            try:
+                mod = importlib.import_module(module)
+            except ImportError as e:
+                raise ValueError(f"cannot import module {module!r} ({e}): it must be on PYTHONPATH, or put the file in the "
+                                 f"suite's folder and write `check: ./{module.rsplit('.', 1)[-1]}.py:{attr}`") from None
+        fn = getattr(mod, attr, None)
+        if not callable(fn):
+            raise ValueError(f"{module} has no function {attr!r}")
         needs = getattr(fn, "harness_needs", "generation")
         return CheckInfo(name, fn, needs, (inspect.getdoc(fn) or "").split("\n")[0])
     _load_entry_points()
     return REGISTRY.get(name)
+
+
+def _load_file(rel: str, suite_dir):
+    """A check module in the suite's folder, loaded under a name of its own (no sys.path change)."""
+    import hashlib
+    import importlib.util
+    from pathlib import Path
+
+    if suite_dir is None:
+        raise ValueError(f"{rel!r}: a file check is named relative to the suite's folder")
+    base = Path(suite_dir).resolve()
+    path = (base / rel).resolve()
+    if base not in path.parents or not path.is_file():
+        raise ValueError(f"{rel!r}: no such file in the suite's folder {base} (a file check must live inside it)")
+    key = "harness_suite_check_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(key, path)
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as e:  # the user's module: report it as theirs, with its line
+        import traceback
+
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        raise ValueError(f"{rel}:{where.lineno}: {type(e).__name__}: {e}") from None
+    return mod
 
 
 def reads(score: Callable, expected=(), input=()) -> Callable:
@@ -125,3 +159,32 @@ def build_check(info: CheckInfo, params: dict, suite_dir) -> Callable:
     if "suite_dir" in sig.parameters:
         kwargs["suite_dir"] = suite_dir
     return info.factory(**kwargs)
+
+
+def describe_checks() -> list[dict]:
+    """Every registered check: name, what it needs, its parameters with defaults, and its help
+    (the factory's docstring): the source of `harness checks list` and the README's reference."""
+    out = []
+    for name in available_checks():
+        info = REGISTRY[name]
+        params = []
+        for p in inspect.signature(info.factory).parameters.values():
+            if p.name == "suite_dir":
+                continue
+            ann = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", str(p.annotation))
+            params.append({"name": p.name, "type": ann, "required": p.default is inspect.Parameter.empty,
+                           "default": None if p.default is inspect.Parameter.empty else p.default})
+        doc = " ".join((inspect.getdoc(info.factory) or "").split("\n\n")[0].split())
+        out.append({"check": name, "needs": info.needs, "params": params, "help": doc})
+    return out
+
+
+def checks_markdown() -> str:
+    """The check reference as a Markdown table (generated; the README holds a copy, tested equal)."""
+    rows = ["| check | parameters (default) | what it checks |", "| --- | --- | --- |"]
+    for d in describe_checks():
+        ps = ", ".join(f"`{p['name']}`" + ("" if p["required"] else f" ({p['default']!r})") for p in d["params"]) or "-"
+        extra = " Scored by log-likelihood (no generation)." if d["needs"] == "loglik" else ""
+        text = d["help"].replace("|", "\\|")
+        rows.append(f"| `{d['check']}` | {ps} | {text}{extra} |")
+    return "\n".join(rows)
