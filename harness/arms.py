@@ -123,6 +123,13 @@ def run_arm(arm: str, suite_paths, model: str, train_path, *, k: int = 4, seed: 
     out = Path(out) if out else arm_out_dir(backend.fingerprint, arm, train_path, k, seed, max_cases, backend.identity)
     results, out = run_eval(suite_paths, model, out=out, backend=backend, arm=arm, shots=fn, batch_size=batch_size,
                             latency_n=latency_n, max_cases=max_cases, invariance_n=invariance_n)
+    from harness.evals.results import write_result
+
+    record = {**info, "train_data": str(train_path), "train_sha256": hashlib.sha256(Path(train_path).read_bytes()).hexdigest(),
+              "seed": seed, "k": k}
+    for r in results.values():  # how the arm's prompts were made, beside the outputs (each holds its exact chat)
+        r.summary["arm_info"] = record
+        write_result(r, out)
     return results, out, info
 
 

@@ -281,6 +281,8 @@ def evaluate_suite(
                 "finish_reason": comp.finish_reason if comp else None,
                 "logliks": {m: [r.logprob for r in v] for m, v in ll_by_case.get(c.id, {}).items()},
                 "slices": c.slices,
+                # an arm's prompt differs from the suite's: keep the exact chat, shots included
+                **({"messages": messages[c.id]} if shots else {}),
             }
         )
         rows += score_case(suite, c, comp.text if comp else None, messages[c.id], ll_by_case.get(c.id, {}))

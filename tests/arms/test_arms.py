@@ -96,3 +96,21 @@ def test_beats_arm_rule_decides_both_ways():
     assert not d.passed and "fine-tuning not justified over prompted" in d.rules[0].reason
     d = decide(compare({"s": base}, {"s": better}), pol, {})
     assert not d.passed and "was not evaluated" in d.rules[0].reason
+
+
+def test_an_arms_prompts_and_shots_are_recorded_with_its_results(tiny_backend, train, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    from harness.arms import run_arm
+
+    _, out, info = run_arm("prompted", [MINI], "tiny", train, k=2, seed=3, backend=tiny_backend, out=tmp_path / "p", latency_n=0)
+    summary = json.loads((out / "mini/summary.json").read_text())
+    rec = summary["arm_info"]
+    assert rec["arm"] == "prompted" and rec["k"] == 2 and rec["seed"] == 3 and rec["shots"] == info["shots"] and len(rec["shots"]) == 2
+    assert rec["excluded_leaks"] == [13] and rec["train_sha256"] and rec["train_data"] == str(train)
+    outs = [json.loads(line) for line in (out / "mini/outputs.jsonl").read_text().splitlines()]
+    shot_lines = train.read_text().splitlines()
+    for o in outs:
+        msgs = o["messages"]
+        # the exact chat: the suite's system prompt, the two shots from the recorded lines, then the case
+        shots = [json.loads(shot_lines[n - 1])["messages"] for n in rec["shots"]]
+        assert msgs[1:5] == [t for s in shots for t in s] and msgs[-1]["role"] == "user"
