@@ -308,3 +308,21 @@ def test_a_baseline_computed_in_another_dtype_is_a_usage_error(run, pytester, ba
     res.stderr.fnmatch_lines([f"*computed differently (dtype)*{ran}*{other}*"])
     same = run("--harness-baseline", str(baseline), "--harness-policy", "policy.yaml", "--harness-dtype", ran)
     assert same.ret == 1  # compared: must_improve fails against the same model, as above
+
+
+def test_the_shipped_triage_suite_fails_a_model_that_writes_no_json(pytester, tiny_model_dir, home, monkeypatch):
+    """`pytest suites/` must fail a model with 0 % valid JSON: the tiny random model writes none."""
+    import shutil
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "suites/ticket_triage", pytester.path / "suites/ticket_triage")
+    floor = yaml.safe_load((repo / "suites/ticket_triage/suite.yaml").read_text())["min_pass_rate"]
+    assert floor >= 0.2  # set from measured numbers (README), far above a model that writes no JSON
+    monkeypatch.setenv("COLUMNS", "250")
+    pytester.makeini("[pytest]\n")
+    res = pytester.runpytest("suites", "--harness-model", str(tiny_model_dir), "--harness-out", "out", "-p", "no:cacheprovider",
+                             "-k", "tt-001 or tt-002 or tt-003 or tt-004 or tt-005 or tt-006 or min_pass_rate")
+    assert res.ret == 1
+    res.stdout.fnmatch_lines([f"FAILED *::ticket_triage::min_pass_rate - ticket_triage: pass rate 0.000 (0/6) < min_pass_rate {floor}*"])
