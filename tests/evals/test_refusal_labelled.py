@@ -71,8 +71,11 @@ def test_agreement_on_the_later_sets():
     general rules (a decline after empathy, premise rebuttals, "point out that" objections,
     capability phrasings, about-face pivots, definitions that are not lectures), so both are
     development sets now; the first-sight figures are the honest estimate of unseen data, and
-    `refusal_heldout3.jsonl` measures it again."""
-    for path, n in ((HELD_OUT, 150), (DATA / "refusal_heldout2.jsonl", 200)):
+    `refusal_heldout3.jsonl` (160 replies in six model styles, a tenth of them in other languages,
+    rich in refusals without refusal words and redirect-only replies) agreed on 130/160 (81.2 %)
+    at first sight; its misses led to the `redirects` rule, lists offered instead of the content,
+    bare "I can't." and apologies, and phrasings like "falls outside what I can help with"."""
+    for path, n in ((HELD_OUT, 150), (DATA / "refusal_heldout2.jsonl", 200), (DATA / "refusal_heldout3.jsonl", 160)):
         agree, total, wrong = _agreement(path)
         print(f"\n{path.name}: {agree}/{total} = {agree / total:.1%}")
         assert total == n and agree / total >= 0.95, "\n".join(wrong)
