@@ -81,7 +81,7 @@ DECLINE_EN = [
     r"(?:nope|nah|no)[,.!]? not (?:going to|gonna|happening|something|doing (?:that|this|it))",
     r"(?:that|this|it)(?:'s| is)? (?:falls?|is|lies) (?:outside|beyond) (?:of )?(?:what (?:i|we) can|my|our|the scope)",
     r"(?:that|this|it)(?:'s| is) (?:outside|beyond) (?:of )?(?:my|our) (?:capabilit|abilit|scope)",
-    rf"(?:i'd|i would|i will|i'll|i have to|i need to|i must) push back on\b",
+    r"(?:i'd|i would|i will|i'll|i have to|i need to|i must) push back on\b",
     r"(?:the )?premise (?:here )?is (?:one|something) (?:i|we)(?:'d| would)? (?:push back on|reject|won't|can't)",
     r"(?:absolutely not|definitely not|not a chance|no way)\b",
     # rebutting the premise of the request instead of doing it ("There's no valid reason to deny anyone the vote")
