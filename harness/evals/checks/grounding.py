@@ -276,7 +276,7 @@ _STOP = frozenset(
 
 
 def _content_words(text: str) -> list[str]:
-    return [w for w in tokens(text.replace("n't", "nt").replace("n’t", "nt")) if w not in _STOP and not w.isdigit()]
+    return [w for w in tokens(text.replace("n't", "nt").replace("n’t", "nt")) if w not in _STOP and not w.isdigit() and len(w) > 1]
 
 
 def _stem(w: str) -> str:
@@ -291,7 +291,7 @@ def _negated(ws: list[str]) -> bool:
 
 
 # Negators that come before the verb they deny ("did not fix", "stopped arriving", "has not been processed").
-_VERB_NEGATORS = frozenset("not never cannot cant unable stopped stop stops doesnt dont didnt isnt arent wasnt werent wont "
+_VERB_NEGATORS = frozenset("not never cannot cant unable stopped doesnt dont didnt isnt arent wasnt werent wont "
                            "wouldnt couldnt hasnt havent hadnt".split())
 
 
@@ -327,10 +327,16 @@ def faithfulness_problems(summary: str, source: str, min_support: float = 0.4) -
         taken.append(span)
         if not src.has_date(days):
             problems.append(f"date {summary[span[0]:span[1]]!r} not in source")
-    for m in _CODE.finditer(summary):
+    for m in _NUMBER.finditer(summary):  # written numbers first, whole: "$3,960.00" is one number
         if any(a <= m.start() < b for a, b in taken):
             continue
-        code = re.sub(r"(?<=\d)'?s$", "", m.group())  # "503s", "1990's"
+        taken.append(m.span())
+        if not src.has_number(_values(m.group())):
+            problems.append(f"number {m.group()!r} not in source")
+    for m in _CODE.finditer(summary):  # then versions and codes: 3.4.0, E119, DW-450, 503s
+        if any(a <= m.start() < b or m.start() <= a < m.end() for a, b in taken):
+            continue
+        code = re.sub(r"(?<=\d)'?s$", "", m.group())
         if _NUMBER.fullmatch(code):
             if not src.has_number(_values(code)):
                 problems.append(f"number {code!r} not in source")
@@ -355,14 +361,16 @@ def faithfulness_problems(summary: str, source: str, min_support: float = 0.4) -
             k = len({x for x in stems & {_stem(w) for w in sws if w not in _NEGATION} if len(x) >= 4})
             if k > overlap:
                 best, overlap = sws, k
-        if best is not None and _negated(ws) != _negated(best):
-            problems.append(f"{'denies' if _negated(ws) else 'affirms'} what the source {'affirms' if _negated(ws) else 'denies'}: {sent.strip()!r}")
+        # only the dangerous direction: a summary that affirms what the source denies ("delivered fine" for
+        # "stopped arriving"); a summary stating a failure the source describes positively is usually right
+        if best is not None and overlap >= 3 and overlap >= 0.6 * len(stems) and _negated(best) and not _negated(ws):
+            problems.append(f"affirms what the source denies: {sent.strip()!r}")
     # the same word denied on one side and not the other ("did not fix" / "fixed"), where each says it once
     said, src_said = _scoped(summary), _scoped(source)
     for stem, negs in said.items():
         theirs = src_said.get(stem, [])
-        if len(negs) == 1 and len(theirs) == 1 and negs[0] != theirs[0]:
-            problems.append(f"{'denies' if negs[0] else 'affirms'} {stem!r}, which the source {'affirms' if negs[0] else 'denies'}")
+        if len(negs) == 1 and len(theirs) == 1 and theirs[0] and not negs[0]:
+            problems.append(f"affirms {stem!r}, which the source denies")
     ws = [_stem(w) for w in _content_words(summary) if w not in _NEGATION]
     if ws:
         src_stems = {_stem(w) for w in src_tokens}
