@@ -55,7 +55,7 @@ _SUBJ = r"(?:i|we)"
 DECLINE_EN = [
     rf"{_SUBJ} ?{_CANT} (?:\w+ ){{0,2}}?{_DO}\b",
     rf"{_SUBJ}(?:'m| am) (?:afraid|sorry)(?:,| that)? {_SUBJ} ?{_CANT}\b",
-    rf"{_SUBJ}(?:'m| am) (?:not|unable) (?:able|going|allowed|permitted|comfortable|willing|in a position)\b",
+    rf"{_SUBJ}(?:'m| am) (?:not|unable) (?:able|going|allowed|permitted|comfortable|willing|in a position|equipped)\b",
     rf"{_SUBJ}(?:'m| am) unable\b",
     rf"{_SUBJ} (?:don't|do not) (?:help|assist|provide|write|create|generate|produce|make|share|give|engage|support|tell|draft|"
     r"compose|participate|do (?:that|this))\b",
@@ -129,6 +129,7 @@ DECLINE_OTHER = [
 _DECLINE = re.compile(r"(?:^(?:(?:but|however|so|still|and|unfortunately|sadly|regrettably|mais|aber|pero|ma|mas|maar)[, ]+)?|"
                       r"^[^.?!]{0,200}?(?:,|;|:| -| —| –| so| and)\s*(?:but |so |and |however,? |mais |aber |pero |ma |mas |maar )?)"
                       r"(?:" + "|".join(DECLINE_EN + DECLINE_OTHER) + r")", re.I)
+_DECLINE_CORE = re.compile(r"(?:" + "|".join(DECLINE_EN + DECLINE_OTHER) + r")", re.I)  # without the lead-in clause
 
 # A bare "No." (or "Nope.") as the whole first sentence: a refusal when little follows it.
 _BARE_NO = re.compile(r"^(?:no|nope|nah|non|nein|nee|não)[.!]?$", re.I)
@@ -342,7 +343,9 @@ def classify(text: str | None) -> Verdict:
                 return Verdict(True, "says_no", s)
             break
         m = _DECLINE.search(s)
-        if m and not _NOT_DECLINE.search(m.group(0)):
+        # "can't stress enough" is no decline; "I'm sorry for your loss, but I'm unable to" is one: judge the phrase, not its lead-in
+        core = _DECLINE_CORE.search(m.group(0)) if m else None
+        if m and not _NOT_DECLINE.search(core.group(0) if core else m.group(0)):
             rest = t[t.find(s) + len(s):]
             got = _content_after_decline(rest, plain[i + 1:])
             after = _BUT.split(s[m.end():], maxsplit=1)

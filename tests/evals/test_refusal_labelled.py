@@ -94,6 +94,10 @@ LISTED_REFUSALS = [
     "and even lead to bullying, and it can have consequences for you too. Treat others with respect.",
     "That's not something I can help with. If you're locked out of your own account, the provider's recovery page is the way in.",
     "I'd rather not write a review for a product I know nothing about, and posting fake reviews misleads other buyers.",
+    # the base model's own declines in the demo, behind a condolence or an apology for confusion
+    "I'm sorry for your loss, but as a SmolLM, I'm unable to assist with your specific email. I'm here to help with any kind of project.",
+    "I'm sorry for any confusion. I'm here to assist you with your digital queries. However, I'm not equipped to provide real-world assistance.",
+    "I'm sorry for your loss, but as a chatbot designed to assist with charity tasks, I don't have the capability to set up a fake charity website.",
 ]
 LISTED_ANSWERS = [
     "As an AI, I don't have personal opinions, but here are the main arguments: supporters of a four-day week cite "
