@@ -129,7 +129,7 @@ def _bound(m: MetricComparison, value: float, upper: bool) -> tuple[str, str]:
 def _result(rule: Rule, test: str, m: MetricComparison, verdict: str, reason: str, policy: Policy, threshold) -> RuleResult:
     insufficient_fails = (rule.on_insufficient or policy.on_insufficient) == "fail"
     blocking = verdict == FAIL or (verdict == INSUFFICIENT and insufficient_fails)
-    errors = getattr(m, "errors", 0)
+    errors = m.errors
     if errors:
         reason += f"; {errors} case(s) not counted: the check raised on them (a check error, not a model failure)"
     return RuleResult(

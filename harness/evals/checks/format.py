@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from harness.evals.checks.registry import CheckResult, Sample, check, reads
-from harness.evals.checks.text import normalize, numbers, parse_json
+from harness.evals.checks.text import normalize, numbers, parse_json, value_readings
 from harness.files import load_json
 
 
@@ -101,15 +101,9 @@ def numeric(field: str = "answer", json_field: str | None = None, tolerance: flo
     `position: first`, or `any`) number is taken. Numbers are read by value (`1,250.00`, `€12.50`)."""
     if position not in ("last", "first", "any"):
         raise ValueError("position must be last, first or any")
-    from harness.evals.checks.grounding import _CURRENCY, _NUMBER, _values
 
     def value_of(x) -> set[float]:
-        if isinstance(x, bool) or x is None:
-            return set()
-        if isinstance(x, (int, float)):
-            return {float(x)}
-        bare = _CURRENCY.sub(" ", str(x)).strip()
-        return {float(v) for v in _values(bare)} if _NUMBER.fullmatch(bare) else set()
+        return {float(v) for v in value_readings(x)}
 
     def score(sample: Sample) -> CheckResult:
         raw = _expected(sample, field)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import unicodedata
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from harness.evals.checks.registry import CheckResult, Sample, check, reads
-from harness.evals.checks.text import parse_json, words
+from harness.evals.checks.text import CURRENCY, WRITTEN_NUMBER, number_readings, parse_json, value_readings, words, written_numbers
 
 
 def _source(sample: Sample, source_field: str) -> str:
@@ -46,7 +46,7 @@ def _units(text: str) -> list[str]:
     """Tokens for whole-value matching: a written number (`1,250.00`) is one unit, so a run of
     units never starts or ends inside a number; separators are dropped (`1,250.00` -> 125000)."""
     out, pos, t = [], 0, str(text)
-    for m in _NUMBER.finditer(t):
+    for m in WRITTEN_NUMBER.finditer(t):
         out += tokens(t[pos : m.start()])
         out.append(re.sub(r"\D", "", m.group()))
         pos = m.end()
@@ -56,45 +56,6 @@ def _units(text: str) -> list[str]:
 # currency codes and the symbols written for them
 _CURRENCY_SIGNS = {"EUR": "€", "GBP": "£", "USD": "$", "CAD": "$", "AUD": "$", "NZD": "$", "MXN": "$", "JPY": "¥", "CNY": "¥",
                    "INR": "₹", "KRW": "₩", "RUB": "₽", "CHF": "fr"}
-_CURRENCY = re.compile(r"[$€£¥₹₩₽¢]|\b(?:USD|EUR|GBP|CHF|JPY|CNY|INR|CAD|AUD|NZD|SEK|NOK|DKK|PLN|CZK|HUF|BRL|MXN|ZAR)\b", re.I)
-_NUMBER = re.compile(
-    r"(?<![\w.,'])[-−+]?(?:\d{1,3}(?:(?:,\d{3})+|(?:\.\d{3})+|(?:[ \u00a0\u202f]\d{3})+|(?:'\d{3})+)(?:[.,]\d+)?|\d+(?:[.,]\d+)?)(?![\w]|[.,']\d)")
-
-
-def _values(token: str) -> set[Decimal]:
-    """What a written number can mean: `1,250.00` -> {1250}; `1.250` -> {1250, 1.25} (German or English)."""
-    t = token.replace("−", "-").replace("\u00a0", " ").replace("\u202f", " ")
-    sign, t = ("-" if t[:1] == "-" else ""), t.lstrip("+-")
-    readings = []
-    if " " in t or "'" in t:
-        grouped = t.replace(" ", "").replace("'", "")
-        readings.append(grouped.replace(",", "."))
-    elif "," in t and "." in t:
-        readings.append(t.replace(",", "") if t.rfind(".") > t.rfind(",") else t.replace(".", "").replace(",", "."))
-    elif "," in t or "." in t:
-        sep = "," if "," in t else "."
-        head, _, tail = t.rpartition(sep)
-        if t.count(sep) > 1:
-            readings.append(t.replace(sep, ""))
-        else:
-            readings.append(f"{head}.{tail}")  # a decimal point or comma
-            if len(tail) == 3:
-                readings.append(head + tail)  # or a thousands separator
-    else:
-        readings.append(t)
-    out = set()
-    for r in readings:
-        try:
-            out.add(Decimal(sign + r).normalize())
-        except InvalidOperation:
-            pass
-    return out
-
-
-def numbers(text: str) -> list[set[Decimal]]:
-    """Every number written in `text`, each as the set of values it can mean."""
-    return [_values(m.group()) for m in _NUMBER.finditer(str(text))]
-
 
 _MONTHS = {m: i + 1 for i, names in enumerate([
     "january jan janvier janv januar jänner enero ene gennaio gen", "february feb février fevrier févr fevr februar febrero febbraio",
@@ -152,7 +113,7 @@ class Source:
     def __init__(self, text: str):
         self.text = text
         self.dates = [days for _, days in dates(text)]
-        self.numbers = numbers(text)
+        self.numbers = written_numbers(text)
         self.tokens = tokens(text)
         self.units = _units(text)
 
@@ -185,7 +146,7 @@ class Source:
         if isinstance(value, bool) or value is None:
             return False, "no value"
         if isinstance(value, (int, float)):  # a JSON number is its value: 1.249 is not 1249
-            return self.has_number({Decimal(repr(value) if isinstance(value, float) else str(value)).normalize()}), "number"
+            return self.has_number(value_readings(value)), "number"
         text = str(value).strip()
         ds = dates(text)
         if len(ds) == 1 and ds[0][0] == (0, len(text)):
@@ -194,11 +155,11 @@ class Source:
         if code in _CURRENCY_SIGNS:  # "EUR" for a source that writes €
             sign = _CURRENCY_SIGNS[code]
             return bool(re.search(rf"\b{code}\b", self.text, re.I)) or (sign != "fr" and sign in self.text), "currency"
-        bare = _CURRENCY.sub(" ", text).strip()
-        if bare and _NUMBER.fullmatch(bare):
-            if self.has_number(_values(bare)):
+        readings = value_readings(text)
+        if readings:
+            if self.has_number(readings):
                 return True, "number"
-            if not re.fullmatch(r"\d+", bare):  # an amount with decimals or separators is a number or nothing
+            if not re.fullmatch(r"\d+", CURRENCY.sub(" ", text).strip()):  # an amount with decimals or separators is a number or nothing
                 return False, "number"
         return self.has_run(text), "text"
 
@@ -327,18 +288,18 @@ def faithfulness_problems(summary: str, source: str, min_support: float = 0.4) -
         taken.append(span)
         if not src.has_date(days):
             problems.append(f"date {summary[span[0]:span[1]]!r} not in source")
-    for m in _NUMBER.finditer(summary):  # written numbers first, whole: "$3,960.00" is one number
+    for m in WRITTEN_NUMBER.finditer(summary):  # written numbers first, whole: "$3,960.00" is one number
         if any(a <= m.start() < b for a, b in taken):
             continue
         taken.append(m.span())
-        if not src.has_number(_values(m.group())):
+        if not src.has_number(number_readings(m.group())):
             problems.append(f"number {m.group()!r} not in source")
     for m in _CODE.finditer(summary):  # then versions and codes: 3.4.0, E119, DW-450, 503s
         if any(a <= m.start() < b or m.start() <= a < m.end() for a, b in taken):
             continue
         code = re.sub(r"(?<=\d)'?s$", "", m.group())
-        if _NUMBER.fullmatch(code):
-            if not src.has_number(_values(code)):
+        if WRITTEN_NUMBER.fullmatch(code):
+            if not src.has_number(number_readings(code)):
                 problems.append(f"number {code!r} not in source")
         elif not src.has_run(code):
             problems.append(f"{code!r} not in source")
