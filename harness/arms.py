@@ -121,15 +121,11 @@ def run_arm(arm: str, suite_paths, model: str, train_path, *, k: int = 4, seed: 
         backend = HFBackend.from_spec(model, dtype=dtype, device=device, engine=engine)
     backend.set_adapter(None) if backend.adapters else None
     out = Path(out) if out else arm_out_dir(backend.fingerprint, arm, train_path, k, seed, max_cases, backend.identity)
-    results, out = run_eval(suite_paths, model, out=out, backend=backend, arm=arm, shots=fn, batch_size=batch_size,
-                            latency_n=latency_n, max_cases=max_cases, invariance_n=invariance_n)
-    from harness.evals.results import write_result
-
+    # how the arm's prompts were made, beside the outputs (each output row holds its exact chat)
     record = {**info, "train_data": str(train_path), "train_sha256": hashlib.sha256(Path(train_path).read_bytes()).hexdigest(),
               "seed": seed, "k": k}
-    for r in results.values():  # how the arm's prompts were made, beside the outputs (each holds its exact chat)
-        r.summary["arm_info"] = record
-        write_result(r, out)
+    results, out = run_eval(suite_paths, model, out=out, backend=backend, arm=arm, shots=fn, batch_size=batch_size,
+                            latency_n=latency_n, max_cases=max_cases, invariance_n=invariance_n, extra_summary={"arm_info": record})
     return results, out, info
 
 

@@ -64,11 +64,13 @@ def run_eval(
     device: str = "auto",
     engine: str = "auto",
     invariance_n: int | None = None,
+    extra_summary: dict | None = None,
 ) -> tuple[dict[str, SuiteResult], Path]:
     """Evaluate a model (+ adapter) on suites; write results; return them and their folder.
     `max_cases` evaluates a fixed sample of at most that many cases per suite (see
     `sample_cases`); `dtype`/`device`/`engine` choose how the model runs when no `backend` is
-    given (`auto`: what this machine runs fast, see `harness.models.device`)."""
+    given (`auto`: what this machine runs fast, see `harness.models.device`). `extra_summary` is
+    written into each suite's summary.json (an arm's record of how its prompts were made)."""
     from harness.evals.runner import sample_cases
 
     suites = [sample_cases(s, max_cases) for s in load_suites(suite_paths)]
@@ -99,6 +101,7 @@ def run_eval(
     for s in suites:
         r = evaluate_suite(backend, s, model_label=model, arm=arm, cache=cache, batch_size=batch_size, latency_n=latency_n,
                            shots=shots, invariance_n=invariance_n)
+        r.summary.update(extra_summary or {})
         write_result(r, out_dir)
         results[s.name] = r
     if cache:
