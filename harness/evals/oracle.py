@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from harness.evals.runner import score_case
 from harness.evals.suite import Case, Suite
+from harness.models.backend import LoglikResult
 
 JSON_CHECKS = {"json_valid", "json_schema", "field_match", "grounded_fields"}
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -60,11 +61,6 @@ def perfect_answer(suite: Suite, case: Case) -> tuple[str | None, str]:
     return None, f"no `reference` and no answer follows from {', '.join(sorted(names))}"
 
 
-class _Lp:
-    def __init__(self, logprob: float):
-        self.logprob = logprob
-
-
 def _favouring_the_answer(suite: Suite, case: Case) -> dict:
     """Log-likelihoods for each loglik check: the expected choice far above the others."""
     out = {}
@@ -74,7 +70,7 @@ def _favouring_the_answer(suite: Suite, case: Case) -> dict:
             ans = bc.spec.params.get("answer_field", "answer")
             want = case.expected.get(ans) if isinstance(case.expected, dict) else None
             # per byte or not, the expected choice must win: -1 per byte against -100 per byte
-            out[bc.spec.metric] = [_Lp(-len(c.encode()) * (1 if i == want else 100)) for i, c in enumerate(conts)]
+            out[bc.spec.metric] = [LoglikResult(-len(c.encode()) * (1 if i == want else 100), i == want) for i, c in enumerate(conts)]
     return out
 
 
