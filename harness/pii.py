@@ -122,8 +122,12 @@ class _Spans:
     def free(self, a: int, b: int) -> bool:
         return all(b <= x or a >= y for x, y in self.taken)
 
-    def take(self, a: int, b: int) -> None:
-        self.taken.append((a, b))
+    def claim(self, a: int, b: int) -> bool:
+        """Take the span if no finding holds any of it yet."""
+        if self.free(a, b):
+            self.taken.append((a, b))
+            return True
+        return False
 
 
 def _secrets(text: str, spans: _Spans) -> list[Finding]:
@@ -139,8 +143,7 @@ def _secrets(text: str, spans: _Spans) -> list[Finding]:
             if not g:  # some patterns stop at a minimum length (Stripe) or lazily (a JWT's signature)
                 b = _TOKEN_TAIL.match(text, b).end()
             value = text[a:b]
-            if spans.free(a, b) and (check is None or check(value)):
-                spans.take(a, b)
+            if (check is None or check(value)) and spans.claim(a, b):
                 found.append(Finding("aws_secret" if kind == "aws_key" and g else kind, value))
     return found
 
@@ -153,9 +156,7 @@ def _ibans(text: str, spans: _Spans) -> list[Finding]:
         for k in range(len(parts), 0, -1):
             value = " ".join(parts[:k])
             if iban_ok(value.replace(" ", "")):
-                a = m.start()
-                if spans.free(a, a + len(value)):
-                    spans.take(a, a + len(value))
+                if spans.claim(m.start(), m.start() + len(value)):
                     found.append(Finding("iban", value))
                 break
     return found
@@ -181,8 +182,7 @@ def _phones(text: str, spans: _Spans) -> list[Finding]:
                 break
     found = []
     for a, b, raw in sorted(candidates):
-        if spans.free(a, b):
-            spans.take(a, b)
+        if spans.claim(a, b):
             found.append(Finding("phone", raw))
     return found
 
@@ -192,18 +192,15 @@ def find_pii(text: str, secrets: bool = True) -> list[Finding]:
     spans = _Spans()
     found = _secrets(text, spans) if secrets else []
     for m in EMAIL.finditer(text):
-        if spans.free(*m.span()):
-            spans.take(*m.span())
+        if spans.claim(*m.span()):
             found.append(Finding("email", m.group()))
     found += _ibans(text, spans)
     for m in CARD.finditer(text):
         digits = re.sub(r"\D", "", m.group())
-        if card_ok(digits) and len(set(digits)) > 1 and spans.free(*m.span()):
-            spans.take(*m.span())
+        if card_ok(digits) and len(set(digits)) > 1 and spans.claim(*m.span()):
             found.append(Finding("card", m.group()))
     for m in SSN.finditer(text):
-        if spans.free(*m.span()):
-            spans.take(*m.span())
+        if spans.claim(*m.span()):
             found.append(Finding("ssn", m.group()))
     return found + _phones(text, spans)
 
