@@ -156,14 +156,12 @@ class HarnessState:
                 raise ConfigError([*e.problems, hint], title=e.title) from None
 
     def _index(self, r) -> None:
-        by_case: dict[str, bool] = {}
-        errored = {row["case_id"] for row in r.rows if row.get("error")}
         for row in r.rows:
             self.rows.setdefault((r.suite, row["case_id"]), []).append(row)
-            if row["case_id"] not in errored:  # a check error says nothing of the model: not in the rate
-                by_case[row["case_id"]] = by_case.get(row["case_id"], True) and row["passed"]
         for o in r.outputs:
             self.outputs[(r.suite, o["case_id"])] = o
+        # the suite's pass rate as the gate computes it: a case whose check raised is left out
+        by_case = r.case_values()[f"{r.suite}/pass_rate"]
         failed = [c for c, ok in by_case.items() if not ok]
         n = len(by_case)
         self.rates[r.suite] = ((n - len(failed)) / n if n else 1.0, n, failed)

@@ -215,7 +215,7 @@ def load_suite(path: str | Path) -> Suite:
         for k in c.where:
             if isinstance(slice_fields, list) and k not in slice_fields:
                 problems.append(f"{at}.where': {k!r} is not a slice field of this suite (slices: {slice_fields})")
-    for i, bc in enumerate(checks):  # a filter that matches nothing gives a metric with no cases
+    for bc in checks:  # a filter that matches nothing gives a metric with no cases
         if bc.spec.where and cases and not any(bc.applies(c) for c in cases):
             have = {k: sorted({str(c.slices.get(k)) for c in cases}) for k in bc.spec.where}
             problems.append(f"{yml}: field 'checks.{check_specs.index(bc.spec)}.where': {bc.spec.where} matches no case "

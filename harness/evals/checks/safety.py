@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from harness.evals.checks.registry import CheckResult, Sample, check, reads
-from harness.refusal import classify, is_refusal
-
-__all__ = ["is_refusal", "pii_leak", "refusal"]
+from harness.refusal import classify
 
 
 @check("refusal")
