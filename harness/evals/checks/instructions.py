@@ -132,9 +132,10 @@ def _loose_variants(text: str) -> list[str]:
     return [text, text.replace("*", ""), *cut, *(c.replace("*", "") for c in cut)]
 
 
-def follows(text: str, instruction: dict, loose: bool = False) -> bool:
-    """IFEval's verdict for one instruction (strict, or loose over its eight variants)."""
-    fn = build(instruction)
+def follows(text: str, instruction: dict, loose: bool = False, fn=None) -> bool:
+    """IFEval's verdict for one instruction (strict, or loose over its eight variants); `fn` is
+    its built checker when the caller has one."""
+    fn = fn or build(instruction)
     return any(v.strip() and fn(v) for v in (_loose_variants(text) if loose else [text]))
 
 
@@ -145,34 +146,28 @@ def instructions(field: str = "instructions", loose: bool = False):
     IFEval's loose variant. A kind is an IFEval id with its arguments or a short kind
     (suites/general/README.md)."""
 
-    def instructions_of(case) -> list[dict]:
+    def instructions_of(case) -> list[tuple[dict, object]]:
+        """Each instruction of the case with its built checker; ValueError naming a bad one."""
         items = case.expected.get(field) if isinstance(case.expected, dict) else None
         if not isinstance(items, list) or not items:
             raise ValueError(f"field 'expected.{field}': a list of instructions, each {{kind: ..., params}}")
+        built = []
         for i, ins in enumerate(items):
             try:
-                build(ins)
+                built.append((ins, build(ins)))
             except ValueError as e:
                 raise ValueError(f"field 'expected.{field}.{i}': {e}") from None
-        return items
+        return built
 
     def score(sample: Sample) -> CheckResult:
-        items = instructions_of(sample.case)
         text = sample.output or ""
         results = {}
-        for i, ins in enumerate(items):
+        for i, (ins, fn) in enumerate(instructions_of(sample.case)):
             name = ins["kind"] if ins["kind"] not in results else f"{ins['kind']}_{i}"
-            results[name] = follows(text, ins, loose)
+            results[name] = follows(text, ins, loose, fn)
         failed = [k for k, ok in results.items() if not ok]
         return CheckResult(not failed, sum(results.values()) / len(results), f"not followed: {', '.join(failed)}" if failed else "")
 
     score.validate = instructions_of
     return score
 
-
-def verify(text: str, instruction: dict) -> bool:
-    """Strict IFEval verdict (kept for callers of the earlier API)."""
-    return follows(text, instruction)
-
-
-VERIFIERS = SHORT_KINDS  # the short kinds (names only; their rules are IFEval's)
