@@ -206,6 +206,9 @@ RUN_SEED = {"name": "fuzz", "suites": [str(MINI)], "policy": "policy.yaml", "cha
 @example(data=b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
               b"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n")
 @example(data=_dump_yaml({**SUITE_SEED, "latency_sample": True}))
+@example(data=_dump_yaml({**SUITE_SEED, "slices": [[], "difficulty"]}))  # found by CI: a list where a slice name goes
+@example(data=_dump_yaml({**SUITE_SEED, "slices": [{"a": 1}, 3, None]}))
+@example(data=_dump_yaml({**SUITE_SEED, "slices": "difficulty"}))
 @EXAMPLES
 def test_fuzz_suite_yaml(work, data):
     from harness.evals.suite import load_suite

@@ -190,6 +190,8 @@ def load_suite(path: str | Path) -> Suite:
     else:  # still check what can be checked, so every problem shows at once
         raw_checks = raw.get("checks") if isinstance(raw, dict) else None
         check_specs, slice_fields = [], raw.get("slices") if isinstance(raw, dict) else None
+        if isinstance(slice_fields, list):  # only the well-formed names: the rest is already a field error
+            slice_fields = [f for f in slice_fields if isinstance(f, str)]
         for c in raw_checks if isinstance(raw_checks, list) else []:
             try:
                 check_specs.append(CheckSpec.model_validate(c))
