@@ -23,12 +23,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
+    singles: dict[str, argparse.ArgumentParser] = {}
     for name, (help_text, factory) in load_all().items():
         parts = name.split()
         if len(parts) == 1:
-            sp = subs.add_parser(parts[0], help=help_text.replace("%", "%%"), description=help_text)
+            sp = singles[parts[0]] = subs.add_parser(parts[0], help=help_text.replace("%", "%%"), description=help_text)
         else:
             group = groups.get(parts[0])
+            if group is None and parts[0] in singles:  # a command with sub-commands of its own (`gate`, `gate plan`)
+                group = groups[parts[0]] = singles[parts[0]].add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
             if group is None:
                 gp = subs.add_parser(parts[0], help=f"{parts[0]} commands", description=f"{parts[0]} commands")
                 group = groups[parts[0]] = gp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)

@@ -1,8 +1,9 @@
 """`harness run`: one training run wrapped in evidence, stage by stage.
 
-data checks -> baseline eval (cached) -> train -> adapter smoke test -> store adapter ->
-(checkpoint selection) -> candidate eval -> paired comparison + gate -> registry record ->
-HTML report -> promotion, only if the gate passed.
+data checks -> baseline eval (cached) -> gate plan (which rules the cases can decide) -> train ->
+adapter smoke test -> store adapter -> (checkpoint selection) -> candidate eval (whole, or
+sequential: in chunks until the gate's verdict is settled) -> paired comparison + gate ->
+registry record -> HTML report -> promotion, only if the gate passed.
 
 Every stage is recorded in the registry and in `$HARNESS_HOME/runs/<run>/state.json`; a crash
 or Ctrl-C marks the run `failed` / `interrupted` (never promoted) and `harness run --resume RUN`
@@ -22,7 +23,7 @@ from harness.console import console
 from harness.errors import HarnessError
 from harness.paths import runs_root
 
-STAGES = ("data_checks", "baseline", "train", "smoke_test", "store_adapter", "select_checkpoint", "candidate",
+STAGES = ("data_checks", "baseline", "plan", "train", "smoke_test", "store_adapter", "select_checkpoint", "candidate",
           "arms", "gate", "record", "report", "promote")
 
 
@@ -58,11 +59,13 @@ class RunState:
 
 
 class Pipeline:
-    def __init__(self, config_path: str | Path, registry=None, resume: RunState | None = None):
+    def __init__(self, config_path: str | Path, registry=None, resume: RunState | None = None, strict: bool = False):
         from harness.registry import Registry
         from harness.runconfig import load_run_config
 
         self.cfg, self.train_cfg, self.cfg_dir = load_run_config(config_path)
+        if strict:
+            self.cfg.eval.plan = "strict"
         self.reg = registry or Registry()
         self.con = console()
         self._backend = None
@@ -233,6 +236,42 @@ class Pipeline:
                  latency_n=0, max_cases=n, invariance_n=self.cfg.eval.invariance_sample)
         return {"results": str(out), "cached": False}
 
+    def _gate_suites(self):
+        """The run's suites as the gate will score them: sampled to max_cases, without the cases
+        a checkpoint is selected on."""
+        from harness.evals import load_suites
+        from harness.evals.runner import sample_cases, selection_split
+
+        suites = [sample_cases(s, self.cfg.eval.max_cases) for s in load_suites(self.cfg.suites)]
+        sel = self.cfg.checkpoint_selection
+        for s in suites:
+            if sel.enabled and sel.on == "suite" and s.name == sel.suite:
+                held = {c.id for c in selection_split(s, sel.max_cases)}
+                s.cases = [c for c in s.cases if c.id not in held]
+        return suites
+
+    def stage_plan(self):
+        """Which rules the run's cases can decide, from the baseline's rates, before training."""
+        if self.cfg.eval.plan == "off":
+            return {"plan": None}
+        from harness.evals import load_results
+        from harness.gates import load_policy
+        from harness.gates.api import render_plan
+        from harness.gates.plan import plan
+
+        where = self.state.done["baseline"]["results"]
+        gp = plan(load_policy(self.cfg.policy), self._gate_suites(), load_results(where), baseline_from=where,
+                  looks=self.cfg.eval.looks if self.cfg.eval.sequential else None)
+        path = self.state.folder / "plan.json"
+        path.write_text(json.dumps(gp.to_dict(), indent=1, default=str))
+        render_plan(gp, self.con)
+        bad = [r.label for r in gp.undecidable]
+        if bad and self.cfg.eval.plan == "strict":
+            raise RunFailed(f"{len(bad)} blocking rule(s) cannot be decided with the run's cases ({', '.join(bad[:4])}"
+                            f"{' ...' if len(bad) > 4 else ''}): not training (eval.plan: strict). Grow the suites, widen "
+                            f"those margins, or see `harness gate plan`; {path}")
+        return {"plan": str(path), "undecidable": bad}
+
     def stage_train(self):
         from harness.train import train
 
@@ -326,14 +365,72 @@ class Pipeline:
         adapter = self.reg.adapter_path(self.state.done["store_adapter"]["adapter_hash"])  # verified on load
         out = self.state.folder / "candidate"
         be, name = self.candidate_backend(adapter)
-        run_eval(self.cfg.suites, self.cfg.base_model if name else str(adapter), out=out, backend=be,
-                 batch_size=self.cfg.eval.batch_size, latency_n=0, arm="candidate",
-                 max_cases=self.cfg.eval.max_cases, invariance_n=self.cfg.eval.invariance_sample)
+        label = self.cfg.base_model if name else str(adapter)
+        seq = None
+        if self.cfg.eval.sequential:
+            seq = self._evaluate_sequentially(be, label, out)
+        else:
+            run_eval(self.cfg.suites, label, out=out, backend=be,
+                     batch_size=self.cfg.eval.batch_size, latency_n=0, arm="candidate",
+                     max_cases=self.cfg.eval.max_cases, invariance_n=self.cfg.eval.invariance_sample)
         timed = self._time_latency(be, name, out)
         be.set_adapter(None)
-        return {"results": str(out), "baseline_timed": str(timed) if timed else None,
+        return {"results": str(out), "baseline_timed": str(timed) if timed else None, "sequential": seq,
                 "runs_on": "its own weights (full fine-tune)" if name is None else
                            "the 4-bit NF4 base it trained on" if be.quantize else "the base"}
+
+    def _evaluate_sequentially(self, be, label: str, out: Path) -> dict:
+        """The candidate in chunks of every suite (the suites' fixed hash order), the gate decided
+        at each look's group-sequential boundary; stops once its verdict is settled. Earlier
+        chunks come back from the completion cache, so each look generates only its own cases."""
+        import copy
+
+        from harness.evals import evaluate_suite, write_result
+        from harness.evals.cache import CompletionCache
+        from harness.evals.runner import _ranked
+        from harness.gates import decide, load_policy
+        from harness.gates.sequential import chunk_sizes, describe, plan_looks, settled
+
+        policy = load_policy(self.cfg.policy)
+        looks = plan_looks(self.cfg.eval.looks, policy.confidence)
+        suites = self._gate_suites()
+        order = {s.name: _ranked(s, s.cases) for s in suites}
+        sizes = {s.name: chunk_sizes(len(s.cases), looks) for s in suites}
+        totals = {s.name: len(s.cases) for s in suites}
+        cache = CompletionCache()
+        invariance: dict[str, dict] = {}
+        try:
+            for look in looks:
+                results = {}
+                for s in suites:
+                    keep = {c.id for c in order[s.name][: sizes[s.name][look.number - 1]]}
+                    part = copy.copy(s)
+                    part.cases = [c for c in s.cases if c.id in keep]
+                    part.sampled_from = s.sampled_from or len(s.cases)
+                    r = evaluate_suite(be, part, model_label=label, arm="candidate", cache=cache,
+                                       batch_size=self.cfg.eval.batch_size, latency_n=0,
+                                       invariance_n=self.cfg.eval.invariance_sample if look.number == 1 else 0)
+                    invariance.setdefault(s.name, r.summary["batch_invariance"])  # checked on the first chunk
+                    r.summary["batch_invariance"] = invariance[s.name]
+                    results[s.name] = r
+                comparison, _ = self._comparison(results)
+                decision = decide(comparison, policy, confidence=look.confidence)
+                state, rules = settled(decision, look.z)
+                used = {k: len(r.outputs) for k, r in results.items()}
+                self.say(f"look {look.number}/{look.of} ({sum(used.values())} of {sum(totals.values())} cases, "
+                         f"z={look.z:.2f}): " + ({"fail": f"[red]failed on evidence[/red]: {', '.join(rules[:3])}",
+                                                   "pass": "[green]every rule passed[/green]"}.get(state)
+                                                  or f"{len(rules)} rule(s) not settled yet"))
+                if state or look.last:
+                    break
+        finally:
+            cache.close()
+        record = describe(look, used, totals, state, rules)
+        for r in results.values():
+            r.summary["sequential"] = record
+            write_result(r, out)
+        self.say(f"sequential evaluation: {record['why']}")
+        return record
 
     def _time_latency(self, be, adapter: str, cand_dir: Path) -> Path | None:
         """Time base and candidate on each suite's latency sample in this process (paired), and
@@ -384,32 +481,43 @@ class Pipeline:
         from harness.gates.api import render_decision
         from harness.evals import load_results
 
-        from harness.evals.results import without_cases
-
         policy = load_policy(self.cfg.policy)
-        base = load_results(self._baseline_results())
         cand = load_results(self.state.done["candidate"]["results"])
-        base = {k: v for k, v in base.items() if k in cand}
-        excluded = (self.state.done.get("select_checkpoint") or {}).get("excluded") or {}
-        for suite, ids in excluded.items():  # the checkpoint was chosen on these: the gate must not score them
-            if suite in base and suite in cand:
-                base[suite], cand[suite] = without_cases(base[suite], ids), without_cases(cand[suite], ids)
-                self.say(f"gate: {len(ids)} {suite} cases left out (the checkpoint was selected on them)")
-        comparison = compare(base, cand)
+        comparison, excluded = self._comparison(cand)
+        for suite, ids in excluded.items():
+            self.say(f"gate: {len(ids)} {suite} cases left out (the checkpoint was selected on them)")
         from harness.review import add_human_metric
 
         add_human_metric(comparison, self.run_id, self.reg)  # human/win_rate, when reviewers voted
         arms = {}
         for arm, path in (self.state.done.get("arms", {}).get("results") or {}).items():
             arms[arm] = compare(load_results(path), cand)
-        decision = decide(comparison, policy, arms)
+        seq = self.state.done["candidate"].get("sequential")
+        # a sequential evaluation is judged at the boundary of the look it stopped at, not at the policy's 95 %
+        decision = decide(comparison, policy, arms, confidence=seq["confidence"] if seq else None)
         decision.excluded = {k: len(v) for k, v in excluded.items()}
+        decision.sequential = seq or {}
         (self.state.folder / "comparison.json").write_text(json.dumps(comparison.to_dict(), indent=1, default=str))
         (self.state.folder / "decision.json").write_text(json.dumps(decision.to_dict(), indent=1, default=str))
         (self.state.folder / "summary.md").write_text(decision.to_markdown())
         render_decision(decision, self.con)  # stderr: stdout stays for --json
         return {"passed": decision.passed, "decision": str(self.state.folder / "decision.json"),
                 "comparison": str(self.state.folder / "comparison.json"), "summary_md": str(self.state.folder / "summary.md")}
+
+    def _comparison(self, cand: dict):
+        """(the paired comparison of candidate results with the run's baseline, the cases left out):
+        the cases a checkpoint was selected on are not scored by the gate."""
+        from harness.evals import load_results
+        from harness.evals.results import without_cases
+        from harness.gates import compare
+
+        base = {k: v for k, v in load_results(self._baseline_results()).items() if k in cand}
+        cand = dict(cand)
+        excluded = (self.state.done.get("select_checkpoint") or {}).get("excluded") or {}
+        for suite, ids in excluded.items():
+            if suite in base and suite in cand:
+                base[suite], cand[suite] = without_cases(base[suite], ids), without_cases(cand[suite], ids)
+        return compare(base, cand), excluded
 
     def stage_record(self):
         from harness.evals import load_results
@@ -488,12 +596,13 @@ def _generation_key(suite) -> dict:
     return generation_config(suite).cache_key()
 
 
-def run(config_path: str | Path, registry=None) -> dict:
-    """Run the whole wrapped loop for one run config; returns where everything is."""
-    return Pipeline(config_path, registry).run()
+def run(config_path: str | Path, registry=None, strict: bool = False) -> dict:
+    """Run the whole wrapped loop for one run config; returns where everything is. `strict`: refuse
+    to train when the gate plan finds a blocking rule the run's cases cannot decide."""
+    return Pipeline(config_path, registry, strict=strict).run()
 
 
-def resume(run_id: str, registry=None) -> dict:
+def resume(run_id: str, registry=None, strict: bool = False) -> dict:
     """Continue a failed or interrupted run after its last finished stage (refused for a
     finished run, and for one another process is running)."""
     from harness.registry import Registry
@@ -506,7 +615,7 @@ def resume(run_id: str, registry=None) -> dict:
                            "resume it with the registry it was started with (--registry)")
     if row["status"] == "finished":
         raise HarnessError(f"run {run_id} is finished: nothing to resume (`harness show {run_id}`)")
-    return Pipeline(state.config_path, reg, resume=state).run()
+    return Pipeline(state.config_path, reg, resume=state, strict=strict).run()
 
 
 def print_summary(s: dict) -> None:

@@ -30,6 +30,12 @@ class EvalSettings(ConfigModel):
                         description="device the evals run on (auto: CUDA, then MPS, else the CPU)")
     invariance_sample: int | None = Field(None, ge=0, description="cases per suite generated again alone to check that "
                                           "batching did not change them (default 2; 0: only the latency sample)")
+    sequential: bool = Field(False, description="evaluate the candidate in chunks and stop once the gate's verdict is "
+                             "settled (group-sequential boundaries keep the error rates; see harness.gates.sequential)")
+    looks: int = Field(5, ge=2, le=20, description="sequential: the number of chunks (looks at the gate)")
+    plan: Literal["warn", "strict", "off"] = Field(
+        "warn", description="the gate plan after the baseline: warn when a blocking rule cannot be decided with the "
+        "run's cases; strict: refuse to train then (harness run --strict)")
 
 
 class DataCheckSettings(ConfigModel):

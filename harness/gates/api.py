@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.evals.results import load_results
 from harness.gates.compare import Comparison, compare
-from harness.gates.decision import GateDecision, decide, unproven_warning
+from harness.gates.decision import GateDecision, ci_label, decide, unproven_warning
 from harness.gates.policy import load_policy
 
 
@@ -24,6 +24,85 @@ def run_gate(baseline, candidate, policy=None, summary_md=None, json_out=None) -
     if json_out:
         Path(json_out).write_text(json.dumps(decision.to_dict(), indent=1))
     return decision
+
+
+def cached_baseline(fingerprint: str, suites, max_cases: int | None = None) -> tuple[dict, Path] | tuple[None, None]:
+    """The newest cached baseline results of a base model (by fingerprint) that cover every
+    suite at its current version: what `harness run` would reuse, whatever dtype computed it."""
+    from harness.errors import HarnessError
+    from harness.paths import harness_home
+
+    import re
+
+    root = harness_home() / "results"
+    found = []
+    for d in root.glob(f"{fingerprint[:12]}@*") if root.is_dir() else ():
+        sampled = re.search(r"-n(\d+)$", d.name)  # a sampled baseline (max_cases) lives beside the full one
+        if (int(sampled.group(1)) if sampled else None) != max_cases:
+            continue
+        try:
+            res = load_results(d)
+        except HarnessError:
+            continue
+        if all(s.name in res and res[s.name].suite_hash == s.hash
+               and {c.id for c in s.cases} <= {o["case_id"] for o in res[s.name].outputs} for s in suites):
+            found.append((d.stat().st_mtime, d, res))
+    if not found:
+        return None, None
+    _, d, res = max(found, key=lambda x: x[0])
+    return res, d
+
+
+def plan_gate(suite_paths, policy=None, *, baseline=None, model=None, max_cases=None, flip_rate=None, power=None,
+              improvement=None, looks=None):
+    """`harness gate plan`: validate the inputs, find the baseline's rates, plan every rule."""
+    from harness.errors import HarnessError
+    from harness.evals import load_suites
+    from harness.evals.runner import sample_cases
+    from harness.gates.plan import plan
+
+    for name, v, ok, want in (("--flip-rate", flip_rate, lambda x: 0 <= x <= 1, "between 0 and 1"),
+                              ("--power", power, lambda x: 0 < x < 1, "between 0 and 1 (e.g. 0.8)"),
+                              ("--improvement", improvement, lambda x: 0 < x <= 1, "between 0 and 1 (e.g. 0.1)"),
+                              ("--looks", looks, lambda x: 1 <= x <= 50, "from 1 to 50"),
+                              ("--max-cases", max_cases, lambda x: x > 0, "a positive number")):
+        if v is not None and not ok(v):
+            raise HarnessError(f"{name} {v}: must be {want}")
+    pol = load_policy(policy)
+    suites = [sample_cases(s, max_cases) for s in load_suites(suite_paths)]
+    results, where = None, None
+    if baseline:
+        results, where = load_results(baseline), str(baseline)
+    elif model:
+        from harness.models import model_fingerprint, resolve
+
+        results, found = cached_baseline(model_fingerprint(resolve(model).path), suites, max_cases)
+        where = str(found) if found else None
+    return plan(pol, suites, results, baseline_from=where, flip_rate=flip_rate, power=power, improvement=improvement,
+                looks=looks)
+
+
+def render_plan(gp, con=None) -> None:
+    from rich.table import Table
+
+    from harness.console import stdout_console
+    from harness.gates.plan import _needs
+
+    t = Table(title=f"gate plan ({gp.policy}): {gp.power:.0%} power, {gp.flip_rate:.0%} of cases flipping, "
+                    f"z={gp.z:.2f}{f' (last of {gp.sequential} looks)' if gp.sequential else ''}; baseline rates from "
+                    f"{gp.baseline or 'an assumption (plan.base_rate)'}", title_justify="left")
+    for col in ("decides", "test", "metric", "slice", "n", "baseline", "needs n", "chance at n"):
+        t.add_column(col, justify="right" if col in ("n", "needs n", "baseline") else "left")
+    for r in gp.rules:
+        word = {True: "[green]yes[/green]", False: "[red]NO[/red]" if r.blocking else "[yellow]no[/yellow]", None: "[dim]-[/dim]"}
+        base = "" if r.baseline is None else f"{r.baseline:.3f}" + ("" if r.source == "baseline" else " (assumed)")
+        chances = "; ".join(f"{s.what} {s.chance:.0%}" for s in r.scenarios) or r.note
+        t.add_row(word[r.decidable], r.test, r.metric, r.slice or "", str(r.n), base, _needs(r), chances)
+    con = con or stdout_console()
+    con.print(t)
+    w = gp.warning()
+    if w:
+        con.print(f"[bold red]WARNING: {w}[/bold red]")
 
 
 def render_comparison(c: Comparison, show_slices: bool = False) -> None:
@@ -61,7 +140,7 @@ def render_decision(d: GateDecision, con=None) -> None:
 
     colours = {"pass": "green", "fail": "red", "insufficient_evidence": "yellow", "skipped": "dim"}
     t = Table(title=f"gate ({d.policy}): {'PASSED' if d.passed else 'FAILED'}", title_justify="left")
-    for col in ("verdict", "test", "metric", "slice", "baseline", "candidate", "Δ [95% CI]", "n", "reason"):
+    for col in ("verdict", "test", "metric", "slice", "baseline", "candidate", f"Δ [{ci_label(d.confidence)} CI]", "n", "reason"):
         t.add_column(col)
     for r in d.rules:
         c = colours.get(r.verdict, "")
@@ -71,6 +150,8 @@ def render_decision(d: GateDecision, con=None) -> None:
                   "" if r.candidate is None else f"{r.candidate:.3f}", ci, str(r.n or ""), r.reason)
     con = con or stdout_console()
     con.print(t)
+    if d.sequential:
+        con.print(f"sequential evaluation: {d.sequential['why']}")
     warning = unproven_warning(d)
     if warning:
         style = "bold red" if warning[1] else "bold yellow"

@@ -8,12 +8,12 @@ policy says insufficient evidence fails.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from harness.errors import ConfigError
 from harness.evals.results import metric_kind
 from harness.gates.compare import Comparison, MetricComparison
-from harness.gates.paired import holm, tango_pvalue_noninferior
+from harness.gates.paired import holm, noninferiority_verdicts, tango_interval, tango_pvalue_noninferior, z_of
 from harness.gates.policy import Policy, Rule
 
 PASS, FAIL, INSUFFICIENT, SKIPPED = "pass", "fail", "insufficient_evidence", "skipped"
@@ -47,6 +47,8 @@ class GateDecision:
     baseline: dict = field(default_factory=dict)
     candidate: dict = field(default_factory=dict)
     excluded: dict = field(default_factory=dict)  # suite -> cases left out of the comparison (checkpoint selection)
+    confidence: float = 0.95  # of every interval (stricter than the policy's at a sequential look)
+    sequential: dict = field(default_factory=dict)  # how a sequential evaluation stopped (harness.gates.sequential)
 
     @property
     def counts(self) -> dict:
@@ -68,16 +70,11 @@ class GateDecision:
     def to_dict(self) -> dict:
         return {"policy": self.policy, "passed": self.passed, "counts": self.counts, "baseline": self.baseline,
                 "candidate": self.candidate, "rules": [asdict(r) for r in self.rules],
-                "unproven": [rule_label(r) for r in self.unproven], "excluded": self.excluded}
+                "unproven": [rule_label(r) for r in self.unproven], "excluded": self.excluded,
+                "confidence": self.confidence, "sequential": self.sequential}
 
     def to_markdown(self, max_rows: int = 200) -> str:
         return render_markdown(self, max_rows)
-
-
-def _z(confidence: float) -> float:
-    from scipy import stats
-
-    return float(stats.norm.ppf(0.5 + confidence / 2))
 
 
 def _fmt(x, pct=False) -> str:
@@ -88,9 +85,10 @@ def _fmt(x, pct=False) -> str:
 
 def _noninferior(m: MetricComparison, margin: float) -> tuple[str, str]:
     lo, hi = m.ci
-    if lo >= -margin:
+    passed, failed = noninferiority_verdicts(lo, hi, m.delta, margin)
+    if passed:
         return PASS, f"delta {m.delta:+.3f}, lower bound {lo:+.3f} >= -{margin}"
-    if hi < -margin or (m.delta < -margin and hi < 0):
+    if failed:
         return FAIL, f"dropped {m.delta:+.3f} (interval {lo:+.3f}..{hi:+.3f}) beyond the margin {margin}"
     return INSUFFICIENT, f"interval {lo:+.3f}..{hi:+.3f} straddles -{margin} with n={m.n}: more cases needed"
 
@@ -194,8 +192,37 @@ def _apply_slices(rule: Rule, metric: str, comparison: Comparison, policy: Polic
     return out
 
 
-def decide(comparison: Comparison, policy: Policy, arms: dict[str, Comparison] | None = None) -> GateDecision:
-    """Apply every rule of the policy to a comparison; unknown metrics are a config error."""
+def at_confidence(comparison: Comparison, confidence: float) -> Comparison:
+    """The comparison with every pass/fail interval recomputed at this two-sided confidence
+    (from the paired counts; the comparison itself is computed at 0.95)."""
+    import copy
+
+    if abs(confidence - 0.95) < 1e-12:
+        return comparison
+    z = z_of(confidence)
+
+    def redo(m: MetricComparison) -> MetricComparison:
+        if m.kind != "rate" or not m.counts:
+            return m
+        lo, hi = tango_interval(m.counts["b"], m.counts["c"], m.counts["n"], z)
+        return replace(m, ci=(float(lo), float(hi)))
+
+    out = copy.copy(comparison)
+    out.metrics = {k: redo(m) for k, m in comparison.metrics.items()}
+    out.slices = {k: {s: redo(m) for s, m in d.items()} for k, d in comparison.slices.items()}
+    return out
+
+
+def decide(comparison: Comparison, policy: Policy, arms: dict[str, Comparison] | None = None,
+           confidence: float | None = None) -> GateDecision:
+    """Apply every rule of the policy to a comparison; unknown metrics are a config error.
+
+    Intervals are taken at the policy's confidence, or at `confidence` when given (a sequential
+    evaluation's look, whose boundary is stricter than the policy's)."""
+    if confidence is not None and confidence != policy.confidence:
+        policy = policy.model_copy(update={"confidence": confidence})
+    comparison = at_confidence(comparison, policy.confidence)
+    arms = {k: at_confidence(v, policy.confidence) for k, v in (arms or {}).items()}
     rules_out: list[RuleResult] = []
     present = set(comparison.suites)
     for suite in policy.required:
@@ -234,7 +261,8 @@ def decide(comparison: Comparison, policy: Policy, arms: dict[str, Comparison] |
                 rules_out += _apply(rule, comparison.metrics[metric], policy)
     if problems:
         raise ConfigError(problems, title=f"gate policy {policy.name!r} does not fit these results")
-    return GateDecision(policy.name, not any(r.blocking for r in rules_out), rules_out, comparison.baseline, comparison.candidate)
+    return GateDecision(policy.name, not any(r.blocking for r in rules_out), rules_out, comparison.baseline, comparison.candidate,
+                        confidence=policy.confidence)
 
 
 def _beats_arm(rule: Rule, arms: dict[str, Comparison], policy: Policy) -> list[RuleResult]:
@@ -262,6 +290,11 @@ def _beats_arm(rule: Rule, arms: dict[str, Comparison], policy: Policy) -> list[
 ICON = {PASS: "✅", FAIL: "❌", INSUFFICIENT: "⚠️", SKIPPED: "⏭️"}
 # Suites whose rules passing without evidence are a warning in red, not yellow.
 GUARDED_SUITES = ("safety",)
+
+
+def ci_label(confidence: float) -> str:
+    """`95%`, or `99.4%` for a sequential look's stricter interval."""
+    return f"{100 * confidence:.3g}%"
 
 
 def rule_label(r: RuleResult) -> str:
@@ -296,7 +329,10 @@ def render_markdown(d: GateDecision, max_rows: int = 200) -> str:
     warning = unproven_warning(d)
     if warning:
         lines += [f"> ⚠️ **{'Safety rules' if warning[1] else 'Rules'} passed without evidence.** {warning[0]}", ""]
-    lines += ["| | rule | metric | slice | baseline | candidate | Δ [95% CI] | n | reason |", "|---|---|---|---|---|---|---|---|---|"]
+    seq = d.sequential
+    if seq:
+        lines += [f"Sequential evaluation: {seq['why']}", ""]
+    lines += [f"| | rule | metric | slice | baseline | candidate | Δ [{ci_label(d.confidence)} CI] | n | reason |", "|---|---|---|---|---|---|---|---|---|"]
     shown = sorted(d.rules, key=lambda r: (not r.blocking, r.verdict == SKIPPED))[:max_rows]
     for r in shown:
         ci = f"{_fmt(r.delta, True)} [{r.ci[0]:+.3f}, {r.ci[1]:+.3f}]" if r.ci else _fmt(r.delta, True)

@@ -50,6 +50,23 @@ def tango_interval(b, c, n, z: float = Z95):
     return lower, upper
 
 
+def z_of(confidence: float) -> float:
+    """The normal quantile of a two-sided interval at this confidence (1.96 at 0.95)."""
+    return float(stats.norm.ppf(0.5 + confidence / 2))
+
+
+def noninferiority_verdicts(lo, hi, est, margin: float):
+    """The gate's non-inferiority rule on intervals (vectorised): (passed, failed) boolean arrays.
+
+    Passed: the lower bound is within the margin. Failed: the whole interval is beyond it, or the
+    estimate is beyond it and the drop itself is significant (the upper bound is below 0). The rest
+    is insufficient evidence."""
+    lo, hi, est = np.asarray(lo), np.asarray(hi), np.asarray(est)
+    passed = lo >= -margin
+    failed = ~passed & ((hi < -margin) | ((est < -margin) & (hi < 0)))
+    return passed, failed
+
+
 def tango_pvalue_noninferior(b, c, n, margin: float) -> float:
     """One-sided p-value of H0: delta <= -margin (the candidate is worse by the margin or more)."""
     return float(stats.norm.sf(_tango_z(-margin, b, c, n)))

@@ -45,6 +45,8 @@ class Rule(ConfigModel):
     min_n: int = Field(20, ge=1, description="slices with fewer cases are skipped")
     on_insufficient: Literal["fail", "pass"] | None = Field(None, description="override the policy default")
     note: str = Field("", description="why this rule exists (shown in reports)")
+    flip_rate: float | None = Field(None, ge=0, le=1, description="planning: the share of cases expected to change "
+                                    "verdict for this metric (default: the policy's plan.flip_rate)")
 
     @model_validator(mode="after")
     def _one_test(self):
@@ -68,6 +70,17 @@ class Rule(ConfigModel):
         return re.compile("^" + re.escape(self.metric).replace(r"\*", "[^/]*").replace(r"\?", ".") + "$")
 
 
+class PlanSettings(ConfigModel):
+    """What `harness gate plan` assumes where the baseline cannot tell it."""
+
+    model_config = ConfigDict(extra="forbid")
+    power: float = Field(0.8, gt=0, lt=1, description="chance of a decision the plan asks each rule to have")
+    flip_rate: float = Field(0.10, ge=0, le=1, description="share of cases a candidate as good as the baseline flips "
+                             "(either way); LoRA adapters on the shipped suites flipped 10-13 % of general cases")
+    improvement: float = Field(0.10, gt=0, le=1, description="the gain a must_improve or beats_arm rule is planned to show")
+    base_rate: float = Field(0.5, ge=0, le=1, description="a metric's baseline rate when no baseline results are given")
+
+
 class Policy(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "policy"
@@ -76,6 +89,7 @@ class Policy(ConfigModel):
     on_insufficient: Literal["fail", "pass"] = Field("fail", description="what insufficient_evidence means for the gate")
     required: list[str] = Field(default_factory=list, description="suites whose results must be present")
     rules: list[Rule] = Field(..., min_length=1)
+    plan: PlanSettings = Field(default_factory=PlanSettings, description="assumptions of `harness gate plan`")
 
 
 def _read(p: Path, seen: tuple[Path, ...] = ()) -> dict:
