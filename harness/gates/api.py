@@ -96,13 +96,16 @@ def render_plan(gp, con=None) -> None:
     for r in gp.rules:
         word = {True: "[green]yes[/green]", False: "[red]NO[/red]" if r.blocking else "[yellow]no[/yellow]", None: "[dim]-[/dim]"}
         base = "" if r.baseline is None else f"{r.baseline:.3f}" + ("" if r.source == "baseline" else " (assumed)")
-        chances = "; ".join(f"{s.what} {s.chance:.0%}" for s in r.scenarios) or r.note
+        chances = "; ".join([f"{s.what} {s.chance:.0%}" for s in r.scenarios] + ([r.note] if r.cannot_fail else [])) or r.note
         t.add_row(word[r.decidable], r.test, r.metric, r.slice or "", str(r.n), base, _needs(r), chances)
     con = con or stdout_console()
     con.print(t)
     w = gp.warning()
     if w:
         con.print(f"[bold red]WARNING: {w}[/bold red]")
+    c = gp.caution()
+    if c:
+        con.print(f"[yellow]NOTE: {c}[/yellow]")
 
 
 def render_comparison(c: Comparison, show_slices: bool = False) -> None:

@@ -122,8 +122,9 @@ def _scenarios(test: str, margin: float, rate: float, flips: float, improvement:
         pb, pc, d = scenario(rate, flips, 0.0)
         out.append(Scenario("an equal candidate passes", d, pb, pc, "pass"))
         pb, pc, d = scenario(rate, flips, -2 * margin)
-        capped = "" if abs(d + 2 * margin) < 1e-9 else f" (all the baseline has: {-d:.3f})"
-        out.append(Scenario(f"a drop of {-d:.3f}{capped} fails", d, pb, pc, "fail"))
+        if -d > margin + 1e-9:  # else no drop beyond the margin is possible: nothing to catch
+            capped = "" if abs(d + 2 * margin) < 1e-9 else f" (all the baseline has: {-d:.3f})"
+            out.append(Scenario(f"a drop of {-d:.3f}{capped} fails", d, pb, pc, "fail"))
     else:  # must_improve, beats_arm
         pb, pc, d = scenario(rate, flips, improvement)
         out.append(Scenario(f"a gain of {d:+.3f} passes", d, pb, pc, "pass"))
@@ -151,6 +152,7 @@ class PlannedRule:
     needs: int | None = None
     scenarios: list[Scenario] = field(default_factory=list)
     note: str = ""
+    cannot_fail: bool = False  # a non-inferiority margin wider than all the baseline has to lose
 
     @property
     def label(self) -> str:
@@ -170,13 +172,19 @@ class GatePlan:
     sequential: int | None = None  # looks, when planned for a sequential evaluation
 
     @property
+    def vacuous(self) -> list[PlannedRule]:
+        """Rules that cannot fail: the baseline has less to lose than their margin."""
+        return [r for r in self.rules if r.cannot_fail]
+
+    @property
     def undecidable(self) -> list[PlannedRule]:
         """Blocking rules the suites cannot decide: the run would fail on insufficient evidence."""
         return [r for r in self.rules if r.blocking and r.decidable is False]
 
     def to_dict(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "rules"},
-                "rules": [asdict(r) for r in self.rules], "undecidable": [r.label for r in self.undecidable]}
+                "rules": [asdict(r) for r in self.rules], "undecidable": [r.label for r in self.undecidable],
+                "cannot_fail": [r.label for r in self.vacuous]}
 
     def warning(self) -> str | None:
         bad = self.undecidable
@@ -188,6 +196,15 @@ class GatePlan:
                 f"{self.flip_rate:.0%} of cases flipping they end 'insufficient evidence' (and fail) more than "
                 f"{1 - self.power:.0%} of the time: grow the suite, or choose a margin its n can resolve.")
 
+    def caution(self) -> str | None:
+        """Rules whose margin is wider than all the baseline has to lose."""
+        v = self.vacuous
+        if not v:
+            return None
+        names = "; ".join(f"{r.label} (baseline {r.baseline:.3f})" for r in v[:6]) + (f" and {len(v) - 6} more" if len(v) > 6 else "")
+        return (f"{len(v)} rule(s) cannot fail: the baseline passes fewer cases than the margin, so no regression beyond "
+                f"it is possible: {names}. They guard nothing at this baseline; a smaller margin needs more cases.")
+
     def to_markdown(self) -> str:
         lines = [f"Gate plan for policy `{self.policy}`: {self.power:.0%} power, {self.flip_rate:.0%} of cases flipping, "
                  f"gains of {self.improvement:+.2f}, intervals at z={self.z:.2f}"
@@ -196,11 +213,14 @@ class GatePlan:
         w = self.warning()
         if w:
             lines += [f"> ⚠️ **{w}**", ""]
+        c = self.caution()
+        if c:
+            lines += [f"> ⚠️ {c}", ""]
         lines += ["| | rule | metric | slice | n | baseline | needs n | chance at n |", "|---|---|---|---|---|---|---|---|"]
         for r in self.rules:
             icon = {True: "✅", False: "❌" if r.blocking else "⚠️", None: "·"}[r.decidable]
             base = "-" if r.baseline is None else f"{r.baseline:.3f}" + ("" if r.source == "baseline" else " (assumed)")
-            chances = "; ".join(f"{s.what} {s.chance:.0%}" for s in r.scenarios) or r.note
+            chances = "; ".join([f"{s.what} {s.chance:.0%}" for s in r.scenarios] + ([r.note] if r.cannot_fail else [])) or r.note
             lines.append(f"| {icon} | {r.test} | `{r.metric}` | {r.slice or ''} | {r.n} | {base} | "
                          f"{_needs(r)} | {chances.replace('|', '/')} |")
         return "\n".join(lines) + "\n"
@@ -341,9 +361,9 @@ def _plan_slices(rule, metric, ids, vals, slices_of, policy, blocking, flips, ga
             out.append(PlannedRule(rule.label(), metric, "slice", key, len(g), rate, source, False, None,
                                    note=f"skipped by the gate: n {len(g)} < min_n {rule.min_n}"))
             continue
-        r = PlannedRule(rule.label(), metric, "max_drop", key, len(g), rate, source, blocking, None)
+        r = PlannedRule(rule.label(), metric, "max_drop", key, len(g), rate, source, blocking, None,
+                        note=f"at the Holm step's strictest level (alpha/{k}, z={z_holm:.2f})")
         _decide(r, "slice", margin, rate, flips, gain, power, z_holm)
-        r.note = f"at the Holm step's strictest level (alpha/{k}, z={z_holm:.2f})"
         out.append(r)
     return out
 
@@ -361,3 +381,7 @@ def _decide(r: PlannedRule, test: str, margin: float, rate: float, flips: float,
         needs.append(s.needs)
     r.decidable = all(s.chance >= power for s in r.scenarios)
     r.needs = None if any(x is None for x in needs) else max(needs)
+    if test in ("max_drop", "slice") and len(r.scenarios) == 1:
+        r.cannot_fail = True
+        r.note = (f"the baseline passes only {rate:.3f} of these cases: no drop beyond the margin {margin} is possible, "
+                  "so this rule cannot fail (it guards nothing here)")

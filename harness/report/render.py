@@ -135,7 +135,7 @@ def write_run_report(run_id: str, registry=None, out_dir: str | Path = "reports"
 
     data = collect_run(run_id, _registry(registry), run_dir)
     context = {
-        "head": sections.header(data), "gate": sections.gate(data), "metrics": sections.metrics(data),
+        "head": sections.header(data), "gate": sections.gate(data), "plan": sections.plan(data), "metrics": sections.metrics(data),
         "slices": sections.slices(data), "latency": sections.latency(data), "cost": sections.cost(data), "training": sections.training(data),
         "data": sections.data_report(data), "flips": sections.flips(data), "notes": data.notes,
         "sources": sorted(set(data.sources)), "folder": str(data.folder) if data.folder else "",

@@ -81,7 +81,29 @@ def gate(d: RunData) -> dict | None:
     return {"policy": d.decision.get("policy", ""), "passed": d.decision.get("passed"), "rules": rules,
             "counts": d.decision.get("counts") or {}, "blocking": sum(bool(r.get("blocking")) for r in rules),
             "unproven": unproven, "unproven_safety": any(suite_of(r.get("metric", "")) in GUARDED_SUITES for r in unproven),
-            "excluded": d.decision.get("excluded") or {}}
+            "excluded": d.decision.get("excluded") or {}, "sequential": d.decision.get("sequential") or {},
+            "ci_label": f"{100 * (d.decision.get('confidence') or 0.95):.3g}%"}
+
+
+def plan(d: RunData) -> dict | None:
+    """The gate plan made before training (plan.json): which rules the run's cases could decide."""
+    import json
+
+    path = (d.done.get("plan") or {}).get("plan")
+    if not path:
+        return None
+    try:
+        p = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        d.notes.append(f"gate plan: {path}: {e}")
+        return None
+    rows = []
+    for r in p.get("rules") or []:
+        chances = "; ".join([f"{s['what']} {s['chance']:.0%}" for s in r.get("scenarios") or []]
+                            + ([r["note"]] if r.get("cannot_fail") else [])) or r.get("note", "")
+        rows.append({**r, "chances": chances})
+    return {"rows": rows, "undecidable": p.get("undecidable") or [], "cannot_fail": p.get("cannot_fail") or [], "power": p.get("power"), "flip_rate": p.get("flip_rate"),
+            "z": p.get("z"), "baseline": p.get("baseline"), "sequential": p.get("sequential")}
 
 
 # ---- metric comparison -------------------------------------------------------------------

@@ -175,3 +175,25 @@ def test_cli_plan_prints_the_table_and_strict_exits_1(tmp_path):
     assert out["undecidable"] == [] and out["rules"][0]["decidable"] is True
     bad = run("suites", "--power", "1.5")
     assert bad.returncode == 2 and "--power 1.5: must be between 0 and 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_margin_wider_than_the_baseline_has_to_lose_is_named_a_rule_that_cannot_fail(tmp_path):
+    from harness.evals import load_results, load_suites
+    from harness.evals.results import write_result
+    from harness.gates.plan import plan
+    from harness.gates.policy import Policy
+    from tests.gates.synth import make_result
+
+    [general] = load_suites([REPO / "suites/general"])
+    ids = [c.id for c in general.cases]
+    r = make_result("general", {"arithmetic": [int(i % 10 == 0) for i in range(len(ids))]})  # baseline ~0.1
+    for o, row, i in zip(r.outputs, r.rows, ids):
+        o["case_id"] = row["case_id"] = i
+    write_result(r, tmp_path)
+    pol = Policy.model_validate({"name": "p", "rules": [{"metric": "general/arithmetic", "max_drop": 0.15},
+                                                        {"metric": "general/arithmetic", "max_drop": 0.05, "flip_rate": 0.0}]})
+    p = plan(pol, [general], load_results(tmp_path))
+    wide, narrow = [x for x in p.rules if x.metric == "general/arithmetic"]
+    assert wide.cannot_fail and [s.want for s in wide.scenarios] == ["pass"] and "cannot fail" in wide.note
+    assert not narrow.cannot_fail and [s.want for s in narrow.scenarios] == ["pass", "fail"]
+    assert p.vacuous == [wide] and "cannot fail" in p.caution() and "cannot fail" in p.to_markdown()

@@ -4,6 +4,7 @@ is evaluated on every case; the gate plan before training, and `--strict`."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ N_CASES = 60
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)  # the report stage writes reports/ in the working folder
     return tmp_path / "home"
 
 
@@ -77,6 +79,10 @@ def test_a_broken_candidate_stops_early_and_a_good_one_is_evaluated_whole(tiny_m
     assert rule["verdict"] == "fail" and rule["n"] == seq["cases"]["golden"]
     assert decision["confidence"] > 0.99  # judged at the look's boundary, not at 95 %
     assert "Sequential evaluation: stopped at look" in Path(s["summary_md"]).read_text()
+    page = Path(s["report"]).read_text()
+    assert 'id="sequential"' in page and "stopped at look" in page and 'id="plan"' in page
+    gate = page[page.index('<section id="gate"'):page.index('<section id="metrics"')]
+    assert "Δ [95% CI]" not in gate and re.search(r"Δ \[99\.\d+% CI\]", gate)  # the look's interval, named
 
     good_dir = tmp_path / "good"
     good_dir.mkdir()
