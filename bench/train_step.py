@@ -2,7 +2,7 @@
 
 trl 1.x scores every position of a batch through its fused LM head on devices without Triton
 (a CPU) and masks the prompt afterwards; the harness makes it score only the labelled positions
-(`harness.train.trainers.score_answer_tokens_only`). This runs the same LoRA steps both ways on
+(`harness.train.trainers.answer_tokens_only`). This runs the same LoRA steps both ways on
 the demo's training data, alternating, in one process, and compares the medians. Loss and
 gradients are the same both ways (tests/train/test_trainers.py).
 
@@ -32,7 +32,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    import trl.trainer.utils as trl_utils
     from transformers.utils import logging as hf_logging
 
     from harness.train.config import load_train_config
@@ -53,7 +52,8 @@ def main() -> None:
             "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
         })
         prepared = prepare(cfg)
-        trainer, compact = prepared.trainer, trl_utils._use_triton
+        trainer = prepared.trainer
+        from trl import SFTTrainer
         batches = []
         for i, batch in enumerate(trainer.get_train_dataloader()):
             if i == args.steps:
@@ -63,10 +63,12 @@ def main() -> None:
         model_.train()
         optimizer = torch.optim.AdamW([p for p in model_.parameters() if p.requires_grad], lr=1e-3)
 
-        def steps() -> float:
+        def steps(answer_only: bool) -> float:
+            # the harness's trainer scores answer tokens only; trl's own compute_loss every position
+            compute = trainer.compute_loss if answer_only else (lambda *a: SFTTrainer.compute_loss(trainer, *a))
             t0 = time.perf_counter()
             for batch in batches:
-                loss = trainer.compute_loss(model_, dict(batch))
+                loss = compute(model_, dict(batch))
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad()
@@ -75,10 +77,8 @@ def main() -> None:
         times: dict[str, list[float]] = {"every position": [], "answer only": []}
         for i in range(args.repeats):
             for way in (("answer only", "every position") if i % 2 else ("every position", "answer only")):
-                trl_utils._use_triton = compact if way == "answer only" else compact.original
-                times[way].append(steps())
+                times[way].append(steps(way == "answer only"))
                 print(f"  {way:<15} run {i + 1}: {times[way][-1]:.2f} s", file=sys.stderr)
-        trl_utils._use_triton = compact
 
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     labelled = sum(int((b["labels"] != -100).sum()) for b in batches)

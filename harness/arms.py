@@ -147,37 +147,3 @@ def run_arms(pipeline) -> dict:
         out["results"][arm] = str(path)
         out["info"][arm] = info
     return out
-
-
-def cost_rows(results_by_arm: dict[str, dict]) -> list[dict]:
-    """Quality vs cost per arm: headline rates and mean tokens/latency, per suite."""
-    rows = []
-    for arm, results in results_by_arm.items():
-        for suite, r in results.items():
-            m = r.metrics
-            lat = r.summary.get("latency") or {}
-            rows.append({
-                "arm": arm,
-                "suite": suite,
-                "pass_rate": m.get(f"{suite}/pass_rate", {}).get("value"),
-                "prompt_tokens": m.get(f"{suite}/prompt_tokens", {}).get("value"),
-                "completion_tokens": m.get(f"{suite}/completion_tokens", {}).get("value"),
-                "latency_p50": lat.get("p50"),
-                "latency_p95": lat.get("p95"),
-            })
-    return rows
-
-
-def render_cost_table(rows: list[dict]) -> None:
-    from rich.table import Table
-
-    from harness.console import stdout_console
-
-    t = Table(title="quality vs cost per arm", title_justify="left")
-    for c in ("suite", "arm", "pass rate", "prompt tok", "completion tok", "p50 s", "p95 s"):
-        t.add_column(c, justify="left" if c in ("suite", "arm") else "right")
-    f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
-    for r in sorted(rows, key=lambda r: (r["suite"], r["arm"])):
-        t.add_row(r["suite"], r["arm"], f(r["pass_rate"], ".3f"), f(r["prompt_tokens"], ".0f"), f(r["completion_tokens"], ".0f"),
-                  f(r["latency_p50"], ".2f"), f(r["latency_p95"], ".2f"))
-    stdout_console().print(t)

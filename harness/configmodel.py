@@ -47,3 +47,38 @@ def _describe(annotation: Any) -> str:
     args = typing.get_args(annotation) or (annotation,)
     found = [names.get(typing.get_origin(a) or a) for a in args if a is not type(None)]
     return " or ".join(dict.fromkeys(x for x in found if x)) or "another type"
+
+
+def _model_at(model, loc) -> type[BaseModel] | None:
+    """The config model that holds the field at `loc` (list indexes and dict keys skipped)."""
+    for part in loc:
+        if not isinstance(model, type) or not issubclass(model, BaseModel):
+            return None
+        field = model.model_fields.get(str(part)) if not isinstance(part, int) else None
+        if field is None:
+            continue  # a list index, or a mapping's key: the model stays the element's
+        inner = [a for a in (typing.get_args(field.annotation) or (field.annotation,)) if a is not type(None)]
+        nested = [a for a in inner for a in (typing.get_args(a) or (a,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = nested[0] if nested else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def field_problems(where: str, error, model: type[BaseModel] | None = None) -> list[str]:
+    """One line per problem of a pydantic ValidationError: `where: field 'a.b': what (the fix)`.
+
+    An unknown key names the closest known one of its level; a missing one says what it is for."""
+    import difflib
+
+    out = []
+    for err in error.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        msg = err["msg"].removeprefix("Value error, ")
+        holder = _model_at(model, err["loc"][:-1]) if model and err["loc"] else None
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(err["loc"][-1]), list(holder.model_fields), n=1) if holder else []
+            msg = f"unknown key{f' (did you mean {close[0]!r}?)' if close else ''}: remove it or fix its spelling"
+        elif err["type"] == "missing":
+            field = holder.model_fields.get(str(err["loc"][-1])) if holder else None
+            msg = f"missing: add it{f' ({field.description})' if field and field.description else ''}"
+        out.append(f"{where}: field '{loc}': {msg}")
+    return out

@@ -63,7 +63,7 @@ class Pipeline:
         from harness.registry import Registry
         from harness.runconfig import load_run_config
 
-        self.cfg, self.train_cfg, self.cfg_dir = load_run_config(config_path)
+        self.cfg, self.train_cfg, _ = load_run_config(config_path)
         if strict:
             self.cfg.eval.plan = "strict"
         self.reg = registry or Registry()
@@ -538,10 +538,8 @@ class Pipeline:
     def stage_report(self):
         if not self.cfg.report:
             return {"report": None}
-        try:
-            from harness.report import write_run_report
-        except ImportError:
-            return {"report": None, "why": "report package not installed"}
+        from harness.report import write_run_report
+
         path = write_run_report(self.run_id, registry=self.reg)
         self.reg.update_run(self.run_id, report_path=str(path))
         return {"report": str(path)}

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError
 
-from harness.configmodel import ConfigModel
+from harness.configmodel import ConfigModel, field_problems
 from harness.errors import ConfigError
 from harness.files import expand, is_file, load_mapping
 
@@ -100,10 +100,7 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as e:
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            hint = " (unknown key: check its spelling)" if err["type"] == "extra_forbidden" else ""
-            problems.append(f"{p}: field '{loc}': {err['msg']}{hint}")
+        problems += field_problems(str(p), e, RunConfig)
         if isinstance(raw, dict) and isinstance(raw.get("train"), dict):  # report the training problems too
             train_raw = {**raw["train"], "base_model": raw["train"].get("base_model", raw.get("base_model", "smollm2-135m-instruct"))}
             for key in ("train_data", "validation_data"):

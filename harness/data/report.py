@@ -38,10 +38,6 @@ class DataReport:
         """Findings that stop a run by default: malformed records, leakage into any suite, PII/secrets."""
         return [f for f in self.findings if is_blocking(f)]
 
-    def blocking_after(self, overrides: dict[str, str]) -> list[dict]:
-        """Blocking findings left once the checks named in `overrides` (check -> reason) are waived."""
-        return [f for f in self.blocking if f["check"] not in overrides]
-
     @property
     def ok(self) -> bool:
         return not self.blocking

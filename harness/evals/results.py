@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -207,9 +207,3 @@ def load_results(path: str | Path) -> dict[str, SuiteResult]:
         if found:
             return found
     raise HarnessError(f"{p}: no results here (expected summary.json, or suite folders that hold one)")
-
-
-def result_to_dict(result: SuiteResult) -> dict:
-    d = asdict(result)
-    d["path"] = str(result.path) if result.path else None
-    return d

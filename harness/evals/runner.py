@@ -33,9 +33,10 @@ def prompt_hash(messages) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _through_cache(keys: list[str], found: dict, compute, label: str):
-    """Values for every key: those in `found`, the rest computed once per distinct key (in
-    first-seen order). Returns (list, new values by key, n_from_cache, n_computed)."""
+def _through_cache(keys: list[str], cache_get, cache_put, compute, label: str):
+    """Values for every key: those the cache has, the rest computed once per distinct key (in
+    first-seen order) and stored. Returns (list, new values by key, n_from_cache, n_computed)."""
+    found = cache_get(keys) if cache_get else {}
     n_cached = sum(k in found for k in keys)
     todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
     new = {}
@@ -44,6 +45,8 @@ def _through_cache(keys: list[str], found: dict, compute, label: str):
             fresh = compute(todo, advance)
         new = {keys[i]: c for i, c in zip(todo, fresh)}
         found.update(new)
+        if cache_put:
+            cache_put(new)
     return [found[k] for k in keys], new, n_cached, len(todo)
 
 
@@ -54,11 +57,9 @@ def cached_generate(backend, messages: list, config: GenerationConfig, cache: Co
     the requests generated now."""
     ident, settings = backend.identity, config.cache_key()
     keys = [CompletionCache.generation_key(ident, backend.fingerprint, backend.adapter_hash, m, settings) for m in messages]
-    found = cache.get_completions(keys) if cache else {}
     out, new, n_cached, n_new = _through_cache(
-        keys, found, lambda todo, advance: backend.generate([messages[i] for i in todo], config, progress=advance), label)
-    if cache and new:
-        cache.put_completions(new)
+        keys, cache and cache.get_completions, cache and cache.put_completions,
+        lambda todo, advance: backend.generate([messages[i] for i in todo], config, progress=advance), label)
     if fresh is not None:
         fresh.update(i for i, k in enumerate(keys) if k in new)
     return out, n_cached, n_new
@@ -67,11 +68,9 @@ def cached_generate(backend, messages: list, config: GenerationConfig, cache: Co
 def cached_loglikelihood(backend, pairs: list, cache: CompletionCache | None, label: str = "scoring choices"):
     ident = backend.identity
     keys = [CompletionCache.loglik_key(ident, backend.fingerprint, backend.adapter_hash, m, c) for m, c in pairs]
-    found = cache.get_logliks(keys) if cache else {}
-    out, new, n_cached, n_new = _through_cache(
-        keys, found, lambda todo, advance: backend.loglikelihood([pairs[i] for i in todo], progress=advance), label)
-    if cache and new:
-        cache.put_logliks(new)
+    out, _, n_cached, n_new = _through_cache(
+        keys, cache and cache.get_logliks, cache and cache.put_logliks,
+        lambda todo, advance: backend.loglikelihood([pairs[i] for i in todo], progress=advance), label)
     return out, n_cached, n_new
 
 

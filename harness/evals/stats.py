@@ -30,7 +30,7 @@ def mean_ci(values, z: float = Z95) -> tuple[float, float]:
         return (float("nan"), float("nan"))
     if n == 1:
         return (float(x[0]), float(x[0]))
-    q = stats.t.ppf(0.975, n - 1)
+    q = stats.t.ppf(stats.norm.cdf(z), n - 1)  # the t quantile at the confidence z stands for
     half = q * x.std(ddof=1) / math.sqrt(n)
     return (float(x.mean() - half), float(x.mean() + half))
 

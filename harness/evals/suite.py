@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from harness.configmodel import ConfigModel
+from harness.configmodel import ConfigModel, field_problems
 from harness.errors import ConfigError
 from harness.files import is_dir, is_file, iter_jsonl, load_yaml
 
@@ -122,10 +122,6 @@ class Suite:
         return any(c.needs == "generation" and c.applies(case) for c in self.checks)
 
 
-def _loc(err: dict) -> str:
-    return ".".join(str(p) for p in err["loc"]) or "(root)"
-
-
 def _hash_files(folder: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(folder.rglob("*")):
@@ -159,9 +155,7 @@ def load_suite(path: str | Path) -> Suite:
     except ConfigError as e:
         problems += e.problems
     except ValidationError as e:
-        for err in e.errors():
-            fix = " (unknown key: check its spelling)" if err["type"] == "extra_forbidden" else ""
-            problems.append(f"{yml}: field '{_loc(err)}': {err['msg']}{fix}")
+        problems += field_problems(str(yml), e, SuiteSpec)
 
     cases: list[Case] = []
     seen: dict[str, int] = {}
@@ -172,9 +166,7 @@ def load_suite(path: str | Path) -> Suite:
         try:
             case = Case.model_validate(obj)
         except ValidationError as e:
-            for err in e.errors():
-                fix = " (add it)" if err["type"] == "missing" else ""
-                problems.append(f"{jsonl}:{n}: field '{_loc(err)}': {err['msg']}{fix}")
+            problems += field_problems(f"{jsonl}:{n}", e, Case)
             continue
         if case.id in seen:
             problems.append(f"{jsonl}:{n}: field 'id': duplicate id {case.id!r} (first on line {seen[case.id]}): ids must be unique")

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from harness.configmodel import ConfigModel
+from harness.configmodel import ConfigModel, field_problems
 from harness.errors import ConfigError
 from harness.files import is_file, load_mapping
 
@@ -120,10 +120,4 @@ def load_policy(path: str | Path | None = None) -> Policy:
     try:
         return Policy.model_validate(raw)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "(root)"
-            hint = f" (unknown key; allowed: {', '.join(Rule.model_fields)})" if err["type"] == "extra_forbidden" and "rules" in loc else ""
-            hint = hint or (" (unknown key)" if err["type"] == "extra_forbidden" else "")
-            problems.append(f"{p}: field '{loc}': {err['msg'].removeprefix('Value error, ')}{hint}")
-        raise ConfigError(problems, title=f"invalid gate policy {p}") from None
+        raise ConfigError(field_problems(str(p), e, Policy), title=f"invalid gate policy {p}") from None

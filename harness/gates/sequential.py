@@ -30,6 +30,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from harness.evals.results import metric_kind
+from harness.evals.stats import wilson
 from harness.gates.decision import FAIL, PASS, SKIPPED, GateDecision
 
 DEFAULT_LOOKS = 5
@@ -121,15 +122,6 @@ def chunk_sizes(total: int, looks) -> list[int]:
     return [total if lk.last else max(1, min(total, math.ceil(lk.fraction * total - 1e-9))) for lk in looks]
 
 
-def _wilson(p: float, n: int, z: float) -> tuple[float, float]:
-    if not n:
-        return 0.0, 1.0
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return c - h, c + h
-
-
 def settled(decision: GateDecision, z: float) -> tuple[str | None, list[str]]:
     """(`fail` | `pass` | None, the rules that settle it) for a gate decided at a look's boundary z."""
     failed, open_ = [], []
@@ -160,7 +152,7 @@ def _shown(r, z: float) -> str | None:
             return PASS
         return FAIL if r.ci and r.ci[1] < 0 else None  # shown worse than the baseline, not just "not better yet"
     if r.test in ("min", "max") and metric_kind(r.metric) == "rate" and r.n:
-        lo, hi = _wilson(r.candidate, r.n, z)
+        lo, hi = wilson(r.candidate * r.n, r.n, z)
         if r.test == "min":
             return PASS if lo >= r.threshold else FAIL if hi < r.threshold else None
         return PASS if hi <= r.threshold else FAIL if lo > r.threshold else None

@@ -176,7 +176,7 @@ def reap_stale_runs(reg, stale_after_s: float = STALE_AFTER_S) -> list[str]:
 
 
 def _mark_interrupted(reg, run_id: str, why: str) -> bool:
-    with reg._write():
+    with reg.transaction():
         row = reg.get_run(run_id)
         if row is None or row["status"] != "running":
             return False

@@ -23,6 +23,7 @@ from harness.registry.environment import capture_environment, default_actor
 from harness.registry.errors import NotFound, RegistryError
 from harness.registry.schema import connect, decode, dumps, migrate, now
 from harness.registry.store import AdapterStore
+from harness.registry.votes import VoteOps
 
 RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 TERMINAL = ("finished", "failed", "interrupted")
@@ -37,7 +38,7 @@ def default_registry_path() -> Path:
     return harness_home() / "registry.db"
 
 
-class Registry(ChannelOps):
+class Registry(ChannelOps, VoteOps):
     """The registry file plus its adapter store.
 
     path: the SQLite file (default `$HARNESS_HOME/registry.db`); ":memory:" for a throwaway one.

@@ -1,4 +1,4 @@
-"""Votes in the registry (`votes` table) and the hidden side order.
+"""Votes (stored by the registry, `harness.registry.votes`) and the hidden side order.
 
 A vote is stored in model terms (`candidate`, `baseline`, `tie`, `both_bad`), with the side
 (A or B) the candidate was shown on. Which side that is comes from an HMAC of the run, suite,
@@ -31,9 +31,7 @@ class VoteRejected(HarnessError):
 
 def review_secret(registry) -> bytes:
     """The registry's side-order secret, created on first use."""
-    with registry._write():
-        registry.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [SECRET_KEY, secrets.token_hex(32)])
-    return bytes.fromhex(registry.db.execute("SELECT value FROM meta WHERE key = ?", [SECRET_KEY]).fetchone()[0])
+    return bytes.fromhex(registry.meta_value(SECRET_KEY, lambda: secrets.token_hex(32)))
 
 
 def candidate_side(secret: bytes, run_id: str, suite: str, case_id: str, reviewer: str) -> str:
@@ -54,7 +52,8 @@ def to_choice(side_choice: str, cand_side: str) -> str:
 def record_vote(registry, run_id: str, *, suite: str, case_id: str, reviewer: str, choice: str,
                 candidate_side: str | None = None, comment: str | None = None) -> dict:
     """Store one vote (model terms) and return its row; a reviewer votes once per case."""
-    from harness.registry.schema import now
+    from harness.registry.errors import NotFound
+    from harness.registry.votes import DuplicateVote
 
     if choice not in CHOICES:
         raise VoteRejected(f"choice {choice!r} is not one of {', '.join(CHOICES)}")
@@ -64,22 +63,15 @@ def record_vote(registry, run_id: str, *, suite: str, case_id: str, reviewer: st
     if candidate_side not in (None, "A", "B"):
         raise VoteRejected(f"candidate_side {candidate_side!r} must be A or B")
     comment = (comment or "").strip()[:MAX_COMMENT] or None
-    with registry._write():
-        if registry.get_run(run_id) is None:
-            raise VoteRejected(f"no run {run_id!r} in {registry.path}", status=404)
-        if registry.db.execute("SELECT 1 FROM votes WHERE run_id = ? AND suite = ? AND case_id = ? AND reviewer = ?",
-                               [run_id, suite, case_id, reviewer]).fetchone():
-            raise VoteRejected(f"{reviewer} already voted on {suite}/{case_id}", status=409)
-        pk = registry.db["votes"].insert({
-            "run_id": run_id, "suite": suite, "case_id": case_id, "reviewer": reviewer, "choice": choice,
-            "candidate_side": candidate_side, "comment": comment, "created": now(),
-        }).last_pk
-    return next(registry.db.query("SELECT * FROM votes WHERE id = ?", [pk]))
+    try:
+        return registry.add_vote(run_id, suite=suite, case_id=case_id, reviewer=reviewer, choice=choice,
+                                 candidate_side=candidate_side, comment=comment)
+    except NotFound as e:
+        raise VoteRejected(str(e), status=404) from None
+    except DuplicateVote as e:
+        raise VoteRejected(str(e), status=409) from None
 
 
 def votes(registry, run_id: str, reviewer: str | None = None) -> list[dict]:
     """The run's votes, oldest first (optionally one reviewer's)."""
-    sql, params = "SELECT * FROM votes WHERE run_id = ?", [run_id]
-    if reviewer is not None:
-        sql, params = sql + " AND reviewer = ?", params + [reviewer]
-    return list(registry.db.query(sql + " ORDER BY id", params))
+    return registry.votes(run_id, reviewer)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.configmodel import ConfigModel
+from harness.configmodel import ConfigModel, field_problems
 from harness.errors import ConfigError
 from harness.files import expand, exists, is_dir, is_file, load_mapping
 from harness.models.specs import DEFAULT_MODEL
@@ -153,22 +153,6 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     return out
 
 
-def _pydantic_problems(where: str, e: ValidationError) -> list[str]:
-    problems = []
-    for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            known = list(TrainConfig.model_fields) if len(err["loc"]) == 1 else list(LoraSettings.model_fields)
-            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-            msg = f"unknown field{f' (did you mean {close[0]!r}?)' if close else ''}: remove it or fix its spelling"
-        elif err["type"] == "missing":
-            field = TrainConfig.model_fields.get(loc)
-            msg = f"missing: add it ({field.description})" if field else "missing: add it"
-        problems.append(f"{where}: field '{loc}': {msg}")
-    return problems
-
-
 def _data_problems(where: str, field: str, path, family: str | None) -> list[str]:
     """Every problem of one dataset file: missing, unreadable, malformed records, wrong shape for the method."""
     from harness.data.formats import read_records
@@ -248,7 +232,7 @@ def load_train_config(source: str | Path | dict | TrainConfig, base_dir: str | P
     try:
         cfg = TrainConfig.model_validate(raw)
     except ValidationError as e:
-        problems += _pydantic_problems(where, e)
+        problems += field_problems(where, e, TrainConfig)
     method = raw.get("method")
     family = METHODS[method].family if isinstance(method, str) and method in METHODS else None
     problems += _base_model_problems(where, raw.get("base_model", DEFAULT_MODEL))

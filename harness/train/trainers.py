@@ -8,6 +8,8 @@ adapter-disabled base as its reference (`ref_model=None`): no second copy of the
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +50,9 @@ def quiet_libraries() -> None:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
 
 
-def score_answer_tokens_only() -> None:
-    """Make trl's fused LM head score only the positions that have a label, on CPUs too.
+@contextlib.contextmanager
+def answer_tokens_only():
+    """While inside, trl's fused LM head scores only the positions that have a label, on CPUs too.
 
     trl 1.x projects hidden states through the LM head in tiles, for the loss, the entropy and
     the accuracy. With Triton (CUDA) it keeps only the labelled positions; everywhere else it
@@ -58,22 +61,28 @@ def score_answer_tokens_only() -> None:
     loss on the answer only, ~80 % of a triage record is prompt, and the 49k-token vocabulary
     projection of those positions took half of each training step. The rows kept are the same
     ones, so loss and gradients are unchanged (tests/train/test_trainers.py); bench/train_step.py
-    measures the step time both ways.
+    measures the step time both ways. trl's own function is back in place when the block ends:
+    the harness's trainer enters it around each `compute_loss`, nothing else sees it.
     """
     try:
         import trl.trainer.utils as trl_utils
     except ImportError:
+        yield
         return
     real = getattr(trl_utils, "_use_triton", None)
-    if real is None or getattr(real, "harness_compact", False):
+    if real is None or getattr(real, "harness_compact", False):  # absent in this trl, or already inside
+        yield
         return
 
     def compact(device) -> bool:
         return device.type == "cpu" or real(device)
 
     compact.harness_compact = True
-    compact.original = real
     trl_utils._use_triton = compact
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = real
 
 
 def load_model(cfg: TrainConfig):
@@ -191,6 +200,10 @@ def sft_trainer(cfg: TrainConfig, model, tokenizer, train_ds, eval_ds, peft_conf
     from trl import SFTConfig, SFTTrainer
 
     class Trainer(SFTTrainer):
+        def compute_loss(self, *args, **kwargs):
+            with answer_tokens_only():
+                return super().compute_loss(*args, **kwargs)
+
         def _get_train_sampler(self, train_dataset=None):
             dataset = self.train_dataset if train_dataset is None else train_dataset
             if not cfg.group_by_length or "input_ids" not in getattr(dataset, "column_names", ()):
@@ -199,7 +212,6 @@ def sft_trainer(cfg: TrainConfig, model, tokenizer, train_ds, eval_ds, peft_conf
 
     # "random" keeps transformers' own length grouping out of the way; _get_train_sampler groups
     args = training_args(cfg, SFTConfig, sampling="random", packing=False)
-    score_answer_tokens_only()
     return Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
                    peft_config=peft_config, callbacks=list(callbacks))
 

@@ -58,7 +58,7 @@ def test_every_problem_reported_with_file_line_and_field(mini):
         load_suite(mini)
     msg = str(e.value)
     assert "cases.jsonl:3: not valid JSON" in msg
-    assert "cases.jsonl:5: field 'id': Field required (add it)" in msg
+    assert "cases.jsonl:5: field 'id': missing: add it" in msg
     assert "unknown check 'contians'" in msg and "checks.1.check" in msg
     assert "generation.max_new_tokns" in msg and "unknown key" in msg
 

@@ -86,9 +86,9 @@ def test_every_problem_is_reported_at_once(tmp_path):
         "learning_rat": 0.1, "max_steps": 0, "gradient_checkpointing": True, "lora": {"rank": 4},
     }))
     text = "\n".join(problems)
-    assert "field 'learning_rat': unknown field (did you mean 'learning_rate'?)" in text
+    assert "field 'learning_rat': unknown key (did you mean 'learning_rate'?)" in text
     assert "field 'max_steps'" in text and "greater than 0" in text
-    assert "field 'lora.rank': unknown field" in text
+    assert "field 'lora.rank': unknown key" in text
     assert "bad.jsonl:1: field 'messages': must end with an assistant message" in text
     assert "bad.jsonl:2: not valid JSON" in text
     assert "field 'validation_data': file" in text and "missing.jsonl" in text

@@ -14,9 +14,11 @@ def test_answer_only_scoring_keeps_loss_and_gradients(tiny_cfg):
     from harness.train.config import load_train_config
     from harness.train.trainers import prepare
 
+    from trl import SFTTrainer
+
     trainer = prepare(load_train_config(tiny_cfg("lora"))).trainer
-    patched = trl_utils._use_triton
-    assert getattr(patched, "harness_compact", False) and patched(torch.device("cpu"))
+    original = trl_utils._use_triton
+    assert not getattr(original, "harness_compact", False)  # trl's own function, outside the trainer's loss
     batch = next(iter(trainer.get_train_dataloader()))
     assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()  # prompts masked, answers kept
     model = trainer.model
@@ -37,13 +39,21 @@ def test_answer_only_scoring_keeps_loss_and_gradients(tiny_cfg):
         loss.backward()
         return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
 
+    def every_position_loss_and_grads():  # trl's own compute_loss, without the harness's context
+        model.zero_grad()
+        loss = SFTTrainer.compute_loss(trainer, model, dict(batch))
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    from harness.train.trainers import answer_tokens_only
+
+    with answer_tokens_only():
+        assert trl_utils._use_triton(torch.device("cpu")) and trl_utils._use_triton.harness_compact
+    assert trl_utils._use_triton is original  # restored when the block ends
     ref = reference()
     compact = loss_and_grads()
-    trl_utils._use_triton = patched.original
-    try:
-        every_position = loss_and_grads()
-    finally:
-        trl_utils._use_triton = patched
+    assert trl_utils._use_triton is original  # and after the trainer's loss
+    every_position = every_position_loss_and_grads()
     assert compact[0] == pytest.approx(every_position[0], rel=1e-5)
     assert len(compact[1]) == len(every_position[1]) > 0
     assert compact[0] == pytest.approx(ref[0], rel=1e-5)
