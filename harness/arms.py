@@ -129,9 +129,9 @@ def run_arm(arm: str, suite_paths, model: str, train_path, *, k: int = 4, seed: 
     return results, out, info
 
 
-def run_arms(pipeline) -> dict:
-    """The pipeline's `arms` stage: every configured arm, with the run's training data."""
-    cfg = pipeline.cfg
+def run_arms(ctx) -> dict:
+    """The run's `arms` stage (ctx: its `RunContext`): every configured arm, with the run's training data."""
+    cfg = ctx.cfg
     out = {"results": {}, "info": {}}
     suites = cfg.suites
     if cfg.arm_suites is not None:
@@ -139,9 +139,9 @@ def run_arms(pipeline) -> dict:
 
         suites = [str(s.path) for s in load_suites(cfg.suites) if s.name in cfg.arm_suites]
     for arm in cfg.arms:
-        pipeline.say(f"arm {arm}: base model + {cfg.shots} shots from {Path(pipeline.train_cfg.train_data).name}")
-        _, path, info = run_arm(arm, suites, cfg.base_model, pipeline.train_cfg.train_data, k=cfg.shots,
-                                seed=pipeline.train_cfg.seed, backend=pipeline.backend(), batch_size=cfg.eval.batch_size,
+        ctx.say(f"arm {arm}: base model + {cfg.shots} shots from {Path(ctx.train_cfg.train_data).name}")
+        _, path, info = run_arm(arm, suites, cfg.base_model, ctx.train_cfg.train_data, k=cfg.shots,
+                                seed=ctx.train_cfg.seed, backend=ctx.backend(), batch_size=cfg.eval.batch_size,
                                 latency_n=cfg.eval.latency_sample, max_cases=cfg.eval.max_cases,
                                 invariance_n=cfg.eval.invariance_sample)
         out["results"][arm] = str(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.paths import runs_root, run_folder
+from harness.pipeline.records import Records
 
 
 @dataclass
@@ -30,7 +31,7 @@ class RunData:
     decision: dict | None = None
     comparison: dict | None = None
     comparison_source: str = ""
-    done: dict = field(default_factory=dict)  # state.json: stage -> its outputs
+    records: Records = field(default_factory=Records)  # state.json: the records of the run's finished stages
     folder: Path | None = None
     baseline: dict = field(default_factory=dict)  # suite -> SuiteResult
     candidate: dict = field(default_factory=dict)
@@ -61,8 +62,8 @@ def _results_paths(data: RunData, role: str) -> list[Path]:
         latest[e["suite"]] = e  # a later record of a suite wins
     if latest:
         return [Path(e["results_path"]) for e in latest.values()]
-    path = (data.done.get(role) or {}).get("results")
-    return [Path(path)] if path else []
+    rec = data.records.get(role)
+    return [Path(rec.results)] if rec and rec.results else []
 
 
 def _load_role(data: RunData, role: str) -> dict:
@@ -108,8 +109,8 @@ def _suite_inputs(data: RunData) -> dict:
 
 
 def _comparison(data: RunData) -> None:
-    gate = data.done.get("gate") or {}
-    for path in ([Path(gate["comparison"])] if gate.get("comparison") else []) + \
+    gate = data.records.get("gate")
+    for path in ([Path(gate.comparison)] if gate and gate.comparison else []) + \
             ([data.folder / "comparison.json"] if data.folder else []):
         found = _read_json(path, data, "comparison")
         if found is not None:
@@ -141,14 +142,15 @@ def collect_run(run_id: str, registry, run_dir: str | Path | None = None) -> Run
     data.folder = run_folder(run_id, registry.path, run_dir)
     if data.folder:
         state = _read_json(data.folder / "state.json", data, "run state")
-        data.done = (state or {}).get("done") or {}
+        data.records = Records.load((state or {}).get("done"))
     else:
         data.notes.append(f"no run folder with state.json for {run_id} under {runs_root()}: "
                           "training and data-check sections are empty")
     if data.gate:
         data.decision = data.gate["decision"]
     elif data.folder:
-        path = Path((data.done.get("gate") or {}).get("decision") or data.folder / "decision.json")
+        gate = data.records.get("gate")
+        path = Path(gate.decision if gate and gate.decision else data.folder / "decision.json")
         data.decision = _read_json(path, data, "gate decision")
     data.baseline = _load_role(data, "baseline")
     data.candidate = _load_role(data, "candidate")

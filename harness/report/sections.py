@@ -38,7 +38,7 @@ def header(d: RunData) -> dict:
     adapter = d.adapter or {}
     decision = d.decision or {}
     passed = d.gate["passed"] if d.gate else decision.get("passed")
-    promote = d.done.get("promote") or {}
+    promote = d.records.get("promote")
     git = env.get("git") or {}
     return {
         "run_id": d.run_id,
@@ -51,8 +51,8 @@ def header(d: RunData) -> dict:
         "verdict": "passed" if passed is True else "failed" if passed is False else "no gate",
         "policy": decision.get("policy") or "",
         "counts": decision.get("counts") or {},
-        "promoted": d.active_on or ([promote["channel"]] if promote.get("promoted") else []),
-        "promote_note": promote.get("why") or "",
+        "promoted": d.active_on or ([promote.channel] if promote and promote.promoted else []),
+        "promote_note": (promote.why if promote else "") or "",
         "base": {"spec": (d.base_model or {}).get("spec") or (run.get("config") or {}).get("base_model") or "",
                  "fingerprint": run.get("base_fingerprint") or ""},
         "adapter": {"hash": run.get("adapter_hash") or "", "method": adapter.get("method") or "",
@@ -89,7 +89,8 @@ def plan(d: RunData) -> dict | None:
     """The gate plan made before training (plan.json): which rules the run's cases could decide."""
     import json
 
-    path = (d.done.get("plan") or {}).get("plan")
+    rec = d.records.get("plan")
+    path = rec.plan if rec else None
     if not path:
         return None
     try:
@@ -240,7 +241,8 @@ def cost(d: RunData) -> dict | None:
     if not rows:
         return None
     suites = list(dict.fromkeys(s for by in rows.values() for s in by))
-    train_s = ((d.done.get("train") or {}).get("manifest") or {}).get("train_time_s")
+    t = d.records.get("train")
+    train_s = (t.manifest or {}).get("train_time_s") if t else None
     return {"suites": suites, "train_s": train_s,
             "rows": [{"arm": arm, "train_s": train_s if arm == "candidate" else None,
                       "by_suite": {s: by.get(s) or dict.fromkeys(COST_METRICS) for s in suites}}
@@ -256,18 +258,19 @@ def _step_of(path: str | None, final_step) -> int | None:
 
 
 def training(d: RunData) -> dict | None:
-    t = d.done.get("train")
+    t = d.records.get("train")
     if not t:
         return None
-    man = t.get("manifest") or {}
+    man = t.manifest or {}
     hist = man.get("loss_history") or []
     train_pts = [(h["step"], h["loss"]) for h in hist if "loss" in h and h.get("step") is not None]
     val_pts = [(h["step"], h["eval_loss"]) for h in hist if "eval_loss" in h and h.get("step") is not None]
     final_step = man.get("steps")
-    ckpts = [{"name": Path(c).name, "step": _step_of(c, None)} for c in t.get("checkpoints") or []]
-    sel = d.done.get("select_checkpoint") or {}
-    selected = sel.get("selected")
-    store = (d.done.get("store_adapter") or {}).get("path")
+    ckpts = [{"name": Path(c).name, "step": _step_of(c, None)} for c in t.checkpoints or []]
+    sel = d.records.get("select_checkpoint")
+    selected = sel.selected if sel else None
+    stored = d.records.get("store_adapter")
+    store = stored.path if stored else None
     if not selected or selected == "final" or selected == store:
         chosen = {"name": "final adapter", "step": final_step}
     else:
@@ -278,10 +281,10 @@ def training(d: RunData) -> dict | None:
     series = [{"name": "train loss", "tone": "a", "points": train_pts},
               {"name": "validation loss", "tone": "b", "points": val_pts, "dots": True}]
     scores = [{"name": "final adapter" if p == store else Path(p).name, "score": s, "chosen": p == selected}
-              for p, s in (sel.get("scores") or {}).items()]
+              for p, s in ((sel.scores if sel else None) or {}).items()]
     fm = man.get("final_metrics") or {}
     info = [(k, v) for k, v in (
-        ("method", man.get("method") or t.get("method")), ("family", man.get("family")), ("steps", final_step),
+        ("method", man.get("method") or t.method), ("family", man.get("family")), ("steps", final_step),
         ("epochs", man.get("epochs")), ("trainable parameters", man.get("trainable_parameters")),
         ("train time (s)", man.get("train_time_s")), ("seed", man.get("seed")), ("device", man.get("device")),
         ("resumed from", man.get("resumed_from")), ("data records", man.get("data_records")),
@@ -290,9 +293,9 @@ def training(d: RunData) -> dict | None:
         ("artifact hash", man.get("artifact_hash")),
     ) if v not in (None, "", {})]
     return {"chart": charts.lines(series, marks=marks, y_label="loss"), "info": info, "chosen": chosen,
-            "why": sel.get("why") or "", "scores": scores, "checkpoints": ckpts,
+            "why": (sel.why if sel else "") or "", "scores": scores, "checkpoints": ckpts,
             "n_train": len(train_pts), "n_val": len(val_pts),
-            "smoke": (man.get("smoke_test") or (d.done.get("smoke_test") or {}).get("report")),
+            "smoke": man.get("smoke_test") or (d.records.get("smoke_test").report if "smoke_test" in d.records else None),
             "libraries": sorted((man.get("library_versions") or {}).items())}
 
 
@@ -307,12 +310,12 @@ def _summary_rows(summary: dict) -> list[tuple[str, str]]:
 
 
 def data_report(d: RunData) -> dict | None:
-    dc = d.done.get("data_checks") or {}
+    dc = d.records.get("data_checks")
     files = []
     for key, label in (("train_data", "training data"), ("validation_data", "validation data")):
-        entry = dc.get(key)
-        if isinstance(entry, dict):
-            files.append((label, entry.get("path"), entry.get("hash"), entry.get("rows"), entry.get("report")))
+        entry = getattr(dc, key) if dc else None
+        if entry is not None:
+            files.append((label, entry.path, entry.hash, entry.rows, entry.report))
     if not files and d.dataset:
         ds = d.dataset
         files.append(("training data", ds.get("path"), ds.get("content_hash"), ds.get("rows"), ds.get("report")))
@@ -333,7 +336,7 @@ def data_report(d: RunData) -> dict | None:
                          for f in findings[:MAX_FINDINGS]],
             "more_findings": max(len(findings) - MAX_FINDINGS, 0),
         })
-    return {"files": out, "override_reason": dc.get("override_reason") or ""}
+    return {"files": out, "override_reason": (dc.override_reason if dc else None) or ""}
 
 
 # ---- flipped examples --------------------------------------------------------------------

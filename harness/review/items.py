@@ -83,11 +83,13 @@ def results_sources(run_id: str, registry, run_dir: str | Path | None = None) ->
         return out
     folder = run_folder(run_id, registry.path, run_dir)
     if folder is not None:
-        done = json.loads((folder / "state.json").read_text()).get("done", {})
+        from harness.pipeline.records import Records
+
+        records = Records.load(json.loads((folder / "state.json").read_text()).get("done"))
         for role in ROLES:
-            path = (done.get(role) or {}).get("results")
-            if path and not out[role]:
-                out[role] = {name: r.path for name, r in load_results(path).items()}
+            rec = records.get(role)
+            if rec and rec.results and not out[role]:
+                out[role] = {name: r.path for name, r in load_results(rec.results).items()}
     missing = [role for role in ROLES if not out[role]]
     if missing:
         raise HarnessError(

@@ -3,8 +3,8 @@ can put a kill -9 exactly where a random one would rarely land.
 
     python -m tests.pipeline.killer WHERE -- run CONFIG | run --resume RUN_ID
 
-WHERE is `Class.method:before`, `Class.method:after` or `Class.method:sleep` (hold there for 60 s,
-to be found running) for Pipeline and Registry methods.
+WHERE is `Target.name:before`, `Target.name:after` or `Target.name:sleep` (hold there for 60 s,
+to be found running): `stage.<stage>` for a stage function of the run, `Registry.<method>`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import time
 def main() -> int:
     where, argv = sys.argv[1], sys.argv[3:]
     target, when = where.rsplit(":", 1)
-    cls_name, method = target.split(".")
-    from harness import pipeline, registry
+    kind, name = target.split(".")
+    from harness import registry
     from harness.cli import main as cli
+    from harness.pipeline.run import STAGE_FUNCTIONS
 
-    cls = {"Pipeline": pipeline.Pipeline, "Registry": registry.Registry}[cls_name]
-    original = getattr(cls, method)
+    original = STAGE_FUNCTIONS[name] if kind == "stage" else getattr(registry.Registry, name)
 
     @functools.wraps(original)
     def wrapped(*a, **k):
@@ -38,7 +38,10 @@ def main() -> int:
             os.kill(os.getpid(), signal.SIGKILL)
         return out
 
-    setattr(cls, method, wrapped)
+    if kind == "stage":
+        STAGE_FUNCTIONS[name] = wrapped
+    else:
+        setattr(registry.Registry, name, wrapped)
     return cli(argv)
 
 

@@ -123,7 +123,7 @@ def test_kill_9_around_the_promotion_and_resumes(tiny_model_dir, tmp_path):
     assert json.loads(p.stdout)["promoted"] is True and _serving(home) == a
 
     # killed after the promotion committed: served and finished, nothing to resume
-    _killed_at(home, "Pipeline.stage_promote:after", "run", str(_seeded(cfg, 2)))
+    _killed_at(home, "stage.promote:after", "run", str(_seeded(cfg, 2)))
     runs = _assert_consistent(home)
     b = max(runs, key=lambda r: runs[r]["created"])
     assert runs[b]["status"] == "finished" and _serving(home) == b
@@ -132,14 +132,14 @@ def test_kill_9_around_the_promotion_and_resumes(tiny_model_dir, tmp_path):
 
     # an old run killed before its candidate eval, a newer one promoted meanwhile: resuming the
     # old one finishes it but never moves the channel back to it
-    _killed_at(home, "Pipeline.stage_candidate:before", "run", str(_seeded(cfg, 3)))
+    _killed_at(home, "stage.candidate:before", "run", str(_seeded(cfg, 3)))
     runs = _assert_consistent(home)
     c = max(runs, key=lambda r: runs[r]["created"])
     assert runs[c]["status"] == "interrupted"
     d = json.loads(_harness(home, "run", str(_seeded(cfg, 4)), "--json").stdout)["run_id"]
     assert _serving(home) == d
     # while one resume of c holds its lease, a second is refused
-    holder = subprocess.Popen([sys.executable, "-m", "tests.pipeline.killer", "Pipeline.stage_candidate:sleep", "--", "run",
+    holder = subprocess.Popen([sys.executable, "-m", "tests.pipeline.killer", "stage.candidate:sleep", "--", "run",
                                "--resume", c], env=_env(home), cwd=REPO, stderr=subprocess.PIPE, text=True,
                               preexec_fn=_default_signals)
     try:

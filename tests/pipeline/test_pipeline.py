@@ -208,9 +208,9 @@ def test_selection_on_a_suite_split_leaves_those_cases_out_of_the_gate(tiny_mode
                           {"enabled": True, "on": "suite", "suite": "mini", "metric": "pass_rate", "max_cases": 6})
     s = run(cfg, Registry(home / "registry.db"))
     state = RunState.load(s["run_id"])
-    sel = state.done["select_checkpoint"]
+    sel = state.records.get("select_checkpoint")
     split = [c.id for c in selection_split(load_suite(MINI), 6)]
-    assert sel["on"] == "suite" and sel["excluded"] == {"mini": split} and len(sel["scores"]) == 3
+    assert sel.on == "suite" and sel.excluded == {"mini": split} and len(sel.scores) == 3
     comparison = json.loads((state.folder / "comparison.json").read_text())
     total = len(load_suite(MINI).cases)
     assert comparison["metrics"]["mini/pass_rate"]["n"] == total - 6
@@ -220,7 +220,7 @@ def test_selection_on_a_suite_split_leaves_those_cases_out_of_the_gate(tiny_mode
     # the candidate was evaluated with its adapter, though selection had loaded it and switched it off
     from harness.evals import load_results
 
-    cand = load_results(state.done["candidate"]["results"])["mini"]
+    cand = load_results(state.records.get("candidate").results)["mini"]
     assert cand.adapter_hash and cand.summary["latency"]["paired"]
 
 
@@ -235,12 +235,12 @@ def test_selection_on_validation_loss_scores_no_suite_case(tiny_model_dir, tmp_p
     monkeypatch.setattr(evals, "evaluate_suite", lambda *a, **k: calls.append(a[1].name) or real(*a, **k))
     s = run(cfg, Registry(home / "registry.db"))
     state = RunState.load(s["run_id"])
-    sel = state.done["select_checkpoint"]
-    losses = {h["step"]: h["eval_loss"] for h in state.done["train"]["manifest"]["loss_history"] if "eval_loss" in h}
-    assert sel["on"] == "validation" and set(sel["scores"].values()) <= set(losses.values())
-    assert sel["scores"][sel["selected"]] == min(sel["scores"].values())
+    sel = state.records.get("select_checkpoint")
+    losses = {h["step"]: h["eval_loss"] for h in state.records.get("train").manifest["loss_history"] if "eval_loss" in h}
+    assert sel.on == "validation" and set(sel.scores.values()) <= set(losses.values())
+    assert sel.scores[sel.selected] == min(sel.scores.values())
     assert calls == []  # evaluate_suite is only reached through run_eval for baseline and candidate
-    assert "excluded" not in sel
+    assert sel.excluded is None
 
 
 def test_latency_is_timed_for_both_models_in_the_run_even_with_a_cached_baseline(tiny_model_dir, tmp_path, home):
@@ -253,13 +253,13 @@ def test_latency_is_timed_for_both_models_in_the_run_even_with_a_cached_baseline
     second = run(write_run(tmp_path, tiny_model_dir, channel=None), reg)
     assert second["baseline_cached"] is True
     state = RunState.load(second["run_id"])
-    timed = Path(state.done["candidate"]["baseline_timed"])
+    timed = Path(state.records.get("candidate").baseline_timed)
     assert timed.parent == state.folder  # the run's own copy: the cached baseline folder stays as it was
-    base, cand = load_results(timed)["mini"], load_results(state.done["candidate"]["results"])["mini"]
+    base, cand = load_results(timed)["mini"], load_results(state.records.get("candidate").results)["mini"]
     lb, lc = base.summary["latency"], cand.summary["latency"]
     assert lb["paired"] and lc["paired"] and len(lb["samples"]) == len(lc["samples"]) == 2
     assert [s["case_id"] for s in lb["samples"]] == [s["case_id"] for s in lc["samples"]]
-    assert not load_results(state.done["baseline"]["results"])["mini"].summary.get("latency")
+    assert not load_results(state.records.get("baseline").results)["mini"].summary.get("latency")
     # the registry records (and the report reads) the copy that was compared
     [row] = [e for e in reg.evals(second["run_id"]) if e["role"] == "baseline"]
     assert Path(row["results_path"]).parent == timed
