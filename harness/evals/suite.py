@@ -130,24 +130,8 @@ def _hash_files(folder: Path) -> str:
     return h.hexdigest()
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Load and validate a suite folder; raises ConfigError listing every problem."""
-    from jinja2 import StrictUndefined, TemplateError
-    from jinja2.sandbox import SandboxedEnvironment
-
-    from harness.evals.checks.registry import available_checks, build_check, get_check
-
-    folder = Path(path)
-    yml, jsonl = folder / "suite.yaml", folder / "cases.jsonl"
-    if not is_dir(folder):
-        raise ConfigError(f"suite folder {str(folder)!r} does not exist")
-    problems: list[str] = []
-    for f in (yml, jsonl):
-        if not is_file(f):
-            problems.append(f"{f}: missing (a suite folder holds suite.yaml and cases.jsonl)")
-    if problems:
-        raise ConfigError(problems, title=f"invalid suite {folder}")
-
+def _read_spec(yml: Path, problems: list[str]):
+    """(the validated spec or None, the raw YAML mapping or None)."""
     spec = raw = None
     try:
         raw = load_yaml(yml)
@@ -156,7 +140,11 @@ def load_suite(path: str | Path) -> Suite:
         problems += e.problems
     except ValidationError as e:
         problems += field_problems(str(yml), e, SuiteSpec)
+    return spec, raw
 
+
+def _read_cases(jsonl: Path, problems: list[str]) -> tuple[list[Case], dict[str, int]]:
+    """(the valid cases, case id -> its line)."""
     cases: list[Case] = []
     seen: dict[str, int] = {}
     for n, _, obj, problem in iter_jsonl(jsonl):
@@ -174,21 +162,31 @@ def load_suite(path: str | Path) -> Suite:
         cases.append(case)
     if not cases and not any(str(jsonl) in p for p in problems):
         problems.append(f"{jsonl}: no cases: add one JSON object per line")
+    return cases, seen
+
+
+def _check_specs(spec, raw) -> tuple[list[CheckSpec], list | None]:
+    """The check specs and slice fields to bind: the spec's, or what of the raw YAML validates
+    (so every problem shows at once even when the spec as a whole does not)."""
+    if spec is not None:
+        return spec.checks, spec.slices
+    raw_checks = raw.get("checks") if isinstance(raw, dict) else None
+    slice_fields = raw.get("slices") if isinstance(raw, dict) else None
+    if isinstance(slice_fields, list):  # only the well-formed names: the rest is already a field error
+        slice_fields = [f for f in slice_fields if isinstance(f, str)]
+    check_specs = []
+    for c in raw_checks if isinstance(raw_checks, list) else []:
+        try:
+            check_specs.append(CheckSpec.model_validate(c))
+        except ValidationError:
+            pass
+    return check_specs, slice_fields
+
+
+def _bind_checks(folder: Path, yml: Path, check_specs: list[CheckSpec], slice_fields, problems: list[str]) -> list[BoundCheck]:
+    from harness.evals.checks.registry import available_checks, build_check, get_check
 
     checks: list[BoundCheck] = []
-    templates = {}
-    if spec is not None:
-        check_specs, slice_fields = spec.checks, spec.slices
-    else:  # still check what can be checked, so every problem shows at once
-        raw_checks = raw.get("checks") if isinstance(raw, dict) else None
-        check_specs, slice_fields = [], raw.get("slices") if isinstance(raw, dict) else None
-        if isinstance(slice_fields, list):  # only the well-formed names: the rest is already a field error
-            slice_fields = [f for f in slice_fields if isinstance(f, str)]
-        for c in raw_checks if isinstance(raw_checks, list) else []:
-            try:
-                check_specs.append(CheckSpec.model_validate(c))
-            except ValidationError:
-                pass
     metrics = [c.metric for c in check_specs]
     for i, c in enumerate(check_specs):
         at = f"{yml}: field 'checks.{i}"
@@ -209,6 +207,12 @@ def load_suite(path: str | Path) -> Suite:
         for k in c.where:
             if isinstance(slice_fields, list) and k not in slice_fields:
                 problems.append(f"{at}.where': {k!r} is not a slice field of this suite (slices: {slice_fields})")
+    return checks
+
+
+def _cross_check(yml: Path, jsonl: Path, checks, check_specs, slice_fields, cases, seen, problems: list[str]) -> None:
+    """What neither file shows alone: filters that match no case, slices no case has, cases a
+    check cannot use."""
     for bc in checks:  # a filter that matches nothing gives a metric with no cases
         if bc.spec.where and cases and not any(bc.applies(c) for c in cases):
             have = {k: sorted({str(c.slices.get(k)) for c in cases}) for k in bc.spec.where}
@@ -227,22 +231,47 @@ def load_suite(path: str | Path) -> Suite:
                 except (ValueError, TypeError, KeyError) as e:
                     msg = e.args[0] if isinstance(e, KeyError) and e.args else e
                     problems.append(f"{jsonl}:{seen[case.id]}: {msg} (check {bc.spec.metric!r})")
-    if spec is not None:
-        env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
-        for key in ("system", "user"):
-            src = getattr(spec.prompt, key)
-            if src is None:
-                continue
+
+
+def _templates(spec, yml: Path, jsonl: Path, cases, problems: list[str]) -> dict:
+    """The prompt templates, compiled in a sandbox and rendered once for every case."""
+    from jinja2 import StrictUndefined, TemplateError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    templates = {}
+    env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+    for key in ("system", "user"):
+        src = getattr(spec.prompt, key)
+        if src is None:
+            continue
+        try:
+            templates[key] = env.from_string(src)
+        except (TemplateError, RecursionError) as e:  # RecursionError: nested past the parser's depth
+            problems.append(f"{yml}: field 'prompt.{key}': template error: {str(e) or type(e).__name__}")
+    for case in cases:
+        for key, tpl in templates.items():
             try:
-                templates[key] = env.from_string(src)
-            except (TemplateError, RecursionError) as e:  # RecursionError: nested past the parser's depth
-                problems.append(f"{yml}: field 'prompt.{key}': template error: {str(e) or type(e).__name__}")
-        for n, case in enumerate(cases, 1):
-            for key, tpl in templates.items():
-                try:
-                    tpl.render({"input": case.input, "case": case})
-                except (TemplateError, TypeError, ValueError, RecursionError) as e:
-                    problems.append(f"{jsonl}: case {case.id!r}: prompt.{key} cannot be rendered: {e}")
+                tpl.render({"input": case.input, "case": case})
+            except (TemplateError, TypeError, ValueError, RecursionError) as e:
+                problems.append(f"{jsonl}: case {case.id!r}: prompt.{key} cannot be rendered: {e}")
+    return templates
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Load and validate a suite folder; raises ConfigError listing every problem."""
+    folder = Path(path)
+    yml, jsonl = folder / "suite.yaml", folder / "cases.jsonl"
+    if not is_dir(folder):
+        raise ConfigError(f"suite folder {str(folder)!r} does not exist")
+    problems = [f"{f}: missing (a suite folder holds suite.yaml and cases.jsonl)" for f in (yml, jsonl) if not is_file(f)]
+    if problems:
+        raise ConfigError(problems, title=f"invalid suite {folder}")
+    spec, raw = _read_spec(yml, problems)
+    cases, seen = _read_cases(jsonl, problems)
+    check_specs, slice_fields = _check_specs(spec, raw)
+    checks = _bind_checks(folder, yml, check_specs, slice_fields, problems)
+    _cross_check(yml, jsonl, checks, check_specs, slice_fields, cases, seen, problems)
+    templates = _templates(spec, yml, jsonl, cases, problems) if spec is not None else {}
     if problems:
         raise ConfigError(problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else []), title=f"invalid suite {folder}")
     return Suite(folder.resolve(), spec, cases, checks, _hash_files(folder), templates)
