@@ -39,6 +39,84 @@ def _load_suites(suites) -> list:
     return loaded
 
 
+def _format_findings(records, family: str, name: str, loc, max_field_chars: int) -> list[dict]:
+    findings = []
+    for r in records:
+        if r.ok and r.family != family:
+            r.problems.append(f"a {r.family} record ({r.kind}) in a {family} file: use one format per file "
+                              f"(or pass --format {r.family} if that is the intent)")
+        if r.problems:
+            findings.append(finding("format", "error", "; ".join(r.problems), [loc(r)]))
+    long = [r for r in records if r.long_fields]
+    if long:
+        findings.append(finding("format", "warning", f"{len(long)} records have fields over {max_field_chars:,} chars: "
+                                "they will be truncated at the training sequence length",
+                                [loc(r) for r in long], fields={loc(r): r.long_fields for r in long}))
+    if not records:
+        findings.append(finding("format", "error", f"{name}: no records: one JSON object per line"))
+    return findings
+
+
+def _duplicate_findings(good, family: str, loc, near_dup_threshold: float) -> tuple[list[dict], dict]:
+    """Exact duplicates, one prompt answered differently (sft), and near duplicates."""
+    findings = []
+    full = [normalize("\n".join([r.system, r.prompt, *r.answers, r.rejected or ""])) for r in good]
+    groups = exact_groups(full)
+    for g in groups:
+        findings.append(finding("exact_duplicates", "warning", f"{len(g)} identical records (after normalisation): keep one",
+                                [loc(good[i]) for i in g]))
+    conflicts = []
+    if family == "sft":
+        by_prompt: dict[str, list[int]] = defaultdict(list)
+        for i, r in enumerate(good):
+            by_prompt[normalize(r.system + "\n" + r.prompt)].append(i)
+        for g in sorted((g for g in by_prompt.values() if len({full[i] for i in g}) > 1), key=lambda g: g[0]):
+            conflicts.append(g)
+            findings.append(finding("conflicting_answers", "warning",
+                                    f"{len(g)} records share a prompt but answer it differently: keep the right answer",
+                                    [loc(good[i]) for i in g]))
+    # near duplicates compare what varies: the user side (the system prompt is usually shared)
+    near_text = [r.prompt if family == "sft" else "\n".join([r.prompt, r.answer, r.rejected or ""]) for r in good]
+    pairs = near_duplicate_pairs([shingles(normalize(t)) for t in near_text], near_dup_threshold)
+    exact_of = {i: k for k, g in enumerate(groups + conflicts) for i in g}
+    near = []
+    for g in components(len(good), [(i, j) for i, j, _ in pairs]):
+        if len({exact_of.get(i, -1 - i) for i in g}) > 1:  # not already one exact/conflict group
+            near.append(g)
+            sims = [round(s, 3) for i, j, s in pairs if i in g]
+            findings.append(finding("near_duplicates", "warning",
+                                    f"{len(g)} near-duplicate records (word 3-gram Jaccard >= {near_dup_threshold}): "
+                                    "keep one, or make them differ", [loc(good[i]) for i in g], similarity=sims[:20]))
+    return findings, {"exact_duplicate_groups": len(groups), "conflicting_groups": len(conflicts),
+                      "near_duplicate_groups": len(near)}
+
+
+def _leak_findings(good, suite_objs, against, loc, leak_threshold: float, max_field_chars: int) -> tuple[list[dict], dict]:
+    """Training prompts that overlap eval cases (or held-out files named in `against`)."""
+    refs = suite_references(suite_objs)
+    held_out = []
+    for other in against:
+        others = [r for r in read_records(other, max_field_chars) if r.ok]
+        refs += [Reference(str(other), str(r.line), r.prompt) for r in others]
+        held_out.append({"path": str(other), "records": len(others)})
+    by_record: dict[int, list] = defaultdict(list)
+    for leak in find_leaks([r.prompt for r in good], refs, leak_threshold):
+        by_record[leak.record].append(leak)
+    findings = []
+    for i, leaks in sorted(by_record.items()):
+        leaks.sort(key=lambda x: -x.score)
+        refs_txt = ", ".join(f"{x.ref.source}:{x.ref.id}" for x in leaks[:3]) + (f" +{len(leaks) - 3} more" if len(leaks) > 3 else "")
+        top = leaks[0]
+        findings.append(finding(
+            "leakage", "error", f"prompt overlaps eval data {refs_txt} ({top.how}, {top.score:.0%} of 3-grams shared): "
+            "drop it from training, or the eval no longer measures generalisation",
+            [loc(good[i])], matches=[{"source": x.ref.source, "id": x.ref.id, "score": round(x.score, 3), "how": x.how} for x in leaks],
+        ))
+    return findings, {"suites": [{"name": s.name, "cases": len(s.cases), "hash": s.hash} for s in suite_objs],
+                      "held_out": held_out, "leaks": len(by_record),
+                      "leaked_cases": len({(x.ref.source, x.ref.id) for ls in by_record.values() for x in ls})}
+
+
 def check_data(
     path: str | Path,
     *,
@@ -67,85 +145,13 @@ def check_data(
     def loc(r: Record) -> str:
         return f"{name}:{r.line}"
 
-    findings: list[dict] = []
-    summary: dict = {"records": len(records), "formats": dict(Counter(r.kind or "unknown" for r in records).most_common())}
-
-    # ---- format ---------------------------------------------------------------------------
-    for r in records:
-        if r.ok and r.family != family:
-            r.problems.append(f"a {r.family} record ({r.kind}) in a {family} file: use one format per file "
-                              f"(or pass --format {r.family} if that is the intent)")
-        if r.problems:
-            findings.append(finding("format", "error", "; ".join(r.problems), [loc(r)]))
-    long = [r for r in records if r.long_fields]
-    if long:
-        findings.append(finding("format", "warning", f"{len(long)} records have fields over {max_field_chars:,} chars: "
-                                "they will be truncated at the training sequence length",
-                                [loc(r) for r in long], fields={loc(r): r.long_fields for r in long}))
-    if not records:
-        findings.append(finding("format", "error", f"{name}: no records: one JSON object per line"))
+    findings = _format_findings(records, family, name, loc, max_field_chars)
     good = [r for r in records if r.ok]
-    summary["malformed"] = len(records) - len(good)
-
-    # ---- duplicates -----------------------------------------------------------------------
-    full = [normalize("\n".join([r.system, r.prompt, *r.answers, r.rejected or ""])) for r in good]
-    groups = exact_groups(full)
-    for g in groups:
-        findings.append(finding("exact_duplicates", "warning", f"{len(g)} identical records (after normalisation): keep one",
-                                [loc(good[i]) for i in g]))
-    summary["exact_duplicate_groups"] = len(groups)
-    conflicts = []
-    if family == "sft":
-        by_prompt: dict[str, list[int]] = defaultdict(list)
-        for i, r in enumerate(good):
-            by_prompt[normalize(r.system + "\n" + r.prompt)].append(i)
-        for g in sorted((g for g in by_prompt.values() if len({full[i] for i in g}) > 1), key=lambda g: g[0]):
-            conflicts.append(g)
-            findings.append(finding("conflicting_answers", "warning",
-                                    f"{len(g)} records share a prompt but answer it differently: keep the right answer",
-                                    [loc(good[i]) for i in g]))
-    summary["conflicting_groups"] = len(conflicts)
-    # near duplicates compare what varies: the user side (the system prompt is usually shared)
-    near_text = [r.prompt if family == "sft" else "\n".join([r.prompt, r.answer, r.rejected or ""]) for r in good]
-    sets = [shingles(normalize(t)) for t in near_text]
-    pairs = near_duplicate_pairs(sets, near_dup_threshold)
-    exact_of = {i: k for k, g in enumerate(groups + conflicts) for i in g}
-    near = []
-    for g in components(len(good), [(i, j) for i, j, _ in pairs]):
-        if len({exact_of.get(i, -1 - i) for i in g}) > 1:  # not already one exact/conflict group
-            near.append(g)
-            sims = [round(s, 3) for i, j, s in pairs if i in g]
-            findings.append(finding("near_duplicates", "warning",
-                                    f"{len(g)} near-duplicate records (word 3-gram Jaccard >= {near_dup_threshold}): "
-                                    "keep one, or make them differ", [loc(good[i]) for i in g], similarity=sims[:20]))
-    summary["near_duplicate_groups"] = len(near)
-
-    # ---- leakage --------------------------------------------------------------------------
-    refs = suite_references(suite_objs)
-    held_out = []
-    for other in against:
-        others = [r for r in read_records(other, max_field_chars) if r.ok]
-        refs += [Reference(str(other), str(r.line), r.prompt) for r in others]
-        held_out.append({"path": str(other), "records": len(others)})
-    summary["suites"] = [{"name": s.name, "cases": len(s.cases), "hash": s.hash} for s in suite_objs]
-    summary["held_out"] = held_out
-    by_record: dict[int, list] = defaultdict(list)
-    for leak in find_leaks([r.prompt for r in good], refs, leak_threshold):
-        by_record[leak.record].append(leak)
-    for i, leaks in sorted(by_record.items()):
-        leaks.sort(key=lambda x: -x.score)
-        refs_txt = ", ".join(f"{x.ref.source}:{x.ref.id}" for x in leaks[:3]) + (f" +{len(leaks) - 3} more" if len(leaks) > 3 else "")
-        top = leaks[0]
-        findings.append(finding(
-            "leakage", "error", f"prompt overlaps eval data {refs_txt} ({top.how}, {top.score:.0%} of 3-grams shared): "
-            "drop it from training, or the eval no longer measures generalisation",
-            [loc(good[i])], matches=[{"source": x.ref.source, "id": x.ref.id, "score": round(x.score, 3), "how": x.how} for x in leaks],
-        ))
-    summary["leaks"] = len(by_record)
-    summary["leaked_cases"] = len({(x.ref.source, x.ref.id) for ls in by_record.values() for x in ls})
-
-    # ---- PII, consistency, coverage, dates ------------------------------------------------
+    summary: dict = {"records": len(records), "formats": dict(Counter(r.kind or "unknown" for r in records).most_common()),
+                     "malformed": len(records) - len(good)}
     for f, s in (
+        _duplicate_findings(good, family, loc, near_dup_threshold),
+        _leak_findings(good, suite_objs, against, loc, leak_threshold, max_field_chars),
         privacy.check_pii(good, loc),
         consistency.check_lengths(good, loc),
         consistency.check_schema(good, loc, validator, str(schema)) if validator else ([], {}),
@@ -156,7 +162,6 @@ def check_data(
     ):
         findings += f
         summary.update(s)
-
     settings = {"format": family, "schema": str(schema) if schema is not None and not isinstance(schema, dict) else schema,
                 "horizon_years": horizon_years, "gated_suites": list(gated_suites), "near_dup_threshold": near_dup_threshold,
                 "leak_threshold": leak_threshold, "max_field_chars": max_field_chars}
