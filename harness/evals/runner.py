@@ -230,6 +230,39 @@ def score_case(suite: Suite, case: Case, output: str | None, messages, logliks_b
     return rows
 
 
+def _choice_logliks(backend, suite: Suite, messages: dict, cache) -> tuple[dict, int, int]:
+    """Every log-likelihood check's (case, choice) pairs in one batched pass: (case id -> metric ->
+    results, n from cache, n computed)."""
+    ll_jobs = [(bc, c) for bc in suite.checks if bc.needs == "loglik" for c in suite.cases if bc.applies(c)]
+    pairs, spans = [], []
+    for bc, c in ll_jobs:
+        conts = bc.fn.continuations(c)
+        spans.append((bc.spec.metric, c.id, len(pairs), len(conts)))
+        pairs += [(messages[c.id], cont) for cont in conts]
+    lls, ll_cached, ll_computed = cached_loglikelihood(backend, pairs, cache, f"{suite.name}: scoring choices")
+    ll_by_case: dict[str, dict] = {}
+    for metric, cid, start, n in spans:
+        ll_by_case.setdefault(cid, {})[metric] = lls[start : start + n]
+    return ll_by_case, ll_cached, ll_computed
+
+
+def _output_row(c: Case, comp: Completion | None, messages, logliks: dict, keep_messages: bool) -> dict:
+    """A case's line in outputs.jsonl."""
+    return {
+        "case_id": c.id,
+        "prompt_sha": prompt_hash(messages),
+        "output": comp.text if comp else None,
+        "prompt_tokens": comp.prompt_tokens if comp else None,
+        "completion_tokens": comp.completion_tokens if comp else 0,
+        "latency_s": comp.latency_s if comp else None,
+        "finish_reason": comp.finish_reason if comp else None,
+        "logliks": {m: [r.logprob for r in v] for m, v in logliks.items()},
+        "slices": c.slices,
+        # an arm's prompt differs from the suite's: keep the exact chat, shots included
+        **({"messages": messages} if keep_messages else {}),
+    }
+
+
 def evaluate_suite(
     backend,
     suite: Suite,
@@ -252,38 +285,12 @@ def evaluate_suite(
                                                          f"{suite.name}: generating", fresh=fresh)
     by_id: dict[str, Completion] = {c.id: comp for c, comp in zip(gen_cases, completions)}
     t_gen = time.perf_counter()
-
-    # log-likelihood checks: every (case, choice) pair in one batched pass
-    ll_jobs = [(bc, c) for bc in suite.checks if bc.needs == "loglik" for c in suite.cases if bc.applies(c)]
-    pairs, spans = [], []
-    for bc, c in ll_jobs:
-        conts = bc.fn.continuations(c)
-        spans.append((bc.spec.metric, c.id, len(pairs), len(conts)))
-        pairs += [(messages[c.id], cont) for cont in conts]
-    lls, ll_cached, ll_computed = cached_loglikelihood(backend, pairs, cache, f"{suite.name}: scoring choices")
-    ll_by_case: dict[str, dict] = {}
-    for metric, cid, start, n in spans:
-        ll_by_case.setdefault(cid, {})[metric] = lls[start : start + n]
+    ll_by_case, ll_cached, ll_computed = _choice_logliks(backend, suite, messages, cache)
     t_ll = time.perf_counter()
-
     outputs, rows = [], []
     for c in suite.cases:
         comp = by_id.get(c.id)
-        outputs.append(
-            {
-                "case_id": c.id,
-                "prompt_sha": prompt_hash(messages[c.id]),
-                "output": comp.text if comp else None,
-                "prompt_tokens": comp.prompt_tokens if comp else None,
-                "completion_tokens": comp.completion_tokens if comp else 0,
-                "latency_s": comp.latency_s if comp else None,
-                "finish_reason": comp.finish_reason if comp else None,
-                "logliks": {m: [r.logprob for r in v] for m, v in ll_by_case.get(c.id, {}).items()},
-                "slices": c.slices,
-                # an arm's prompt differs from the suite's: keep the exact chat, shots included
-                **({"messages": messages[c.id]} if shots else {}),
-            }
-        )
+        outputs.append(_output_row(c, comp, messages[c.id], ll_by_case.get(c.id, {}), keep_messages=bool(shots)))
         rows += score_case(suite, c, comp.text if comp else None, messages[c.id], ll_by_case.get(c.id, {}))
     gen_s = time.perf_counter() - t0
 
@@ -295,6 +302,14 @@ def evaluate_suite(
     invariance = check_batch_invariance(backend, suite, [gen_cases[i] for i in sorted(fresh)], by_id, gen_cfg,
                                         INVARIANCE_SAMPLE if invariance_n is None else invariance_n, shots, alone)
     t_end = time.perf_counter()
+    timing = {"eval_s": round(gen_s, 3), "generate_s": round(t_gen - t0, 3), "loglik_s": round(t_ll - t_gen, 3),
+              "latency_s": round(t_inv - t_lat, 3), "invariance_s": round(t_end - t_inv, 3), "generated": n_generated,
+              "from_cache": n_cached, "logliks_computed": ll_computed, "logliks_from_cache": ll_cached}
+    return _suite_result(backend, suite, model_label, arm, gen_cfg, outputs, rows, latency, invariance, timing)
+
+
+def _suite_result(backend, suite: Suite, model_label: str, arm: str, gen_cfg, outputs, rows, latency, invariance,
+                  timing) -> SuiteResult:
     result = SuiteResult(
         suite=suite.name,
         suite_hash=suite.hash,
@@ -312,17 +327,7 @@ def evaluate_suite(
     if suite.sampled_from:
         result.summary["sampled"] = {"cases": len(suite.cases), "of": suite.sampled_from}
     result.summary["batch_invariance"] = invariance
-    result.summary["timing"] = {
-        "eval_s": round(gen_s, 3),
-        "generate_s": round(t_gen - t0, 3),
-        "loglik_s": round(t_ll - t_gen, 3),
-        "latency_s": round(t_inv - t_lat, 3),
-        "invariance_s": round(t_end - t_inv, 3),
-        "generated": n_generated,
-        "from_cache": n_cached,
-        "logliks_computed": ll_computed,
-        "logliks_from_cache": ll_cached,
-    }
+    result.summary["timing"] = timing
     return result
 
 
