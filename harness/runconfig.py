@@ -87,6 +87,52 @@ def _resolve(base: Path, p: Any) -> Any:
         return str(base / q)
 
 
+def _train_problems_of_raw(p: Path, raw, base: Path) -> list[str]:
+    """The training section's problems, when the run config as a whole did not validate."""
+    from harness.train import load_train_config
+
+    if not (isinstance(raw, dict) and isinstance(raw.get("train"), dict)):
+        return []
+    train_raw = {**raw["train"], "base_model": raw["train"].get("base_model", raw.get("base_model", "smollm2-135m-instruct"))}
+    for key in ("train_data", "validation_data"):
+        if train_raw.get(key):
+            train_raw[key] = _resolve(base, train_raw[key])
+    try:
+        load_train_config(train_raw)
+    except ConfigError as te:
+        return [f"{p}: train: {x}" for x in te.problems]
+    return []
+
+
+def _suite_names(p: Path, cfg, problems: list[str]) -> set:
+    """The names of the run's suites; a folder without suite.yaml is a problem."""
+    names = set()
+    for s in cfg.suites:
+        if not is_file(Path(s) / "suite.yaml"):
+            problems.append(f"{p}: field 'suites': {s} is not a suite folder (no suite.yaml)")
+            continue
+        try:
+            names.add(load_mapping(Path(s) / "suite.yaml", "a suite spec").get("name"))
+        except ConfigError as e:
+            problems += [f"{p}: field 'suites': {x}" for x in e.problems]
+    return names
+
+
+def _selection_problems(p: Path, sel, train_cfg) -> list[str]:
+    if not sel.enabled or train_cfg is None:
+        return []
+    if sel.on == "suite" and train_cfg.method == "full":
+        return [f"{p}: field 'checkpoint_selection.on': suite is not available for train.method full "
+                "(each checkpoint is a whole model to load): use on: validation"]
+    if sel.on == "validation" and not train_cfg.validation_data:
+        return [f"{p}: field 'checkpoint_selection.on': validation needs train.validation_data "
+                "(or select on: suite, a split of a suite the gate leaves out)"]
+    if sel.on == "validation" and (not train_cfg.eval_steps or train_cfg.save_steps % train_cfg.eval_steps):
+        return [f"{p}: field 'checkpoint_selection.on': validation needs the validation loss at every "
+                f"checkpoint: set train.eval_steps to train.save_steps ({train_cfg.save_steps}) or a divisor of it"]
+    return []
+
+
 def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     """(run config, validated training config, config folder); every problem at once."""
     from harness.train import load_train_config
@@ -95,35 +141,17 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     if not is_file(p):
         raise ConfigError(f"run config {str(p)!r} does not exist")
     raw = load_mapping(p, "a run config (base_model, suites, train, ...)")
-    problems = []
     base = p.resolve().parent
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as e:
-        problems += field_problems(str(p), e, RunConfig)
-        if isinstance(raw, dict) and isinstance(raw.get("train"), dict):  # report the training problems too
-            train_raw = {**raw["train"], "base_model": raw["train"].get("base_model", raw.get("base_model", "smollm2-135m-instruct"))}
-            for key in ("train_data", "validation_data"):
-                if train_raw.get(key):
-                    train_raw[key] = _resolve(base, train_raw[key])
-            try:
-                load_train_config(train_raw)
-            except ConfigError as te:
-                problems += [f"{p}: train: {x}" for x in te.problems]
+        problems = field_problems(str(p), e, RunConfig) + _train_problems_of_raw(p, raw, base)
         raise ConfigError(problems, title=f"invalid run config {p}") from None
     cfg.suites = [_resolve(base, s) for s in cfg.suites]
     cfg.policy = _resolve(base, cfg.policy)
     cfg.data_checks.schema_path = _resolve(base, cfg.data_checks.schema_path)
-    for s in cfg.suites:
-        if not is_file(Path(s) / "suite.yaml"):
-            problems.append(f"{p}: field 'suites': {s} is not a suite folder (no suite.yaml)")
-    names = set()
-    for s in cfg.suites:
-        if is_file(Path(s) / "suite.yaml"):
-            try:
-                names.add(load_mapping(Path(s) / "suite.yaml", "a suite spec").get("name"))
-            except ConfigError as e:
-                problems += [f"{p}: field 'suites': {x}" for x in e.problems]
+    problems: list[str] = []
+    names = _suite_names(p, cfg, problems)
     known = ", ".join(sorted(str(x) for x in names))
     for field, listed in (("arm_suites", cfg.arm_suites), ("eval.latency_suites", cfg.eval.latency_suites)):
         for n in listed or []:
@@ -143,17 +171,7 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
         train_cfg = load_train_config(train_raw)
     except ConfigError as e:
         problems += [f"{p}: train: {x}" for x in e.problems]
-    sel = cfg.checkpoint_selection
-    if sel.enabled and sel.on == "suite" and train_cfg is not None and train_cfg.method == "full":
-        problems.append(f"{p}: field 'checkpoint_selection.on': suite is not available for train.method full "
-                        "(each checkpoint is a whole model to load): use on: validation")
-    if sel.enabled and sel.on == "validation" and train_cfg is not None:
-        if not train_cfg.validation_data:
-            problems.append(f"{p}: field 'checkpoint_selection.on': validation needs train.validation_data "
-                            "(or select on: suite, a split of a suite the gate leaves out)")
-        elif not train_cfg.eval_steps or train_cfg.save_steps % train_cfg.eval_steps:
-            problems.append(f"{p}: field 'checkpoint_selection.on': validation needs the validation loss at every "
-                            f"checkpoint: set train.eval_steps to train.save_steps ({train_cfg.save_steps}) or a divisor of it")
+    problems += _selection_problems(p, cfg.checkpoint_selection, train_cfg)
     if problems:
         raise ConfigError(problems, title=f"invalid run config {p}")
     return cfg, train_cfg, base
