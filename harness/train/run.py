@@ -133,11 +133,46 @@ def _save_final(trainer, cfg: TrainConfig) -> Path:
     return final
 
 
+def _manifest(cfg: TrainConfig, prepared, trainer, final: Path, checkpoint, history, metrics, smoke, train_time: float,
+              wall_time: float) -> dict:
+    """What the run's manifest.json records: how the artifact was made, from what, and what it is."""
+    from harness.models import adapter_fingerprint, model_fingerprint
+
+    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    return {
+        "method": cfg.method,
+        "family": METHODS[cfg.method].family,
+        "base_spec": cfg.base_model,
+        "base_path": str(prepared.base_path),
+        "base_fingerprint": prepared.base_fingerprint,
+        "config": cfg.to_dict(),
+        "config_hash": cfg.config_hash(),
+        "data_hashes": cfg.data_hashes(),
+        "data_records": {"train": prepared.n_train, "validation": prepared.n_validation},
+        "records_cut": len(prepared.cut),
+        "library_versions": library_versions(),
+        "seed": cfg.seed,
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "trainable_parameters": sum(p.numel() for p in unwrapped.parameters() if p.requires_grad),
+        "loss_history": history,
+        "final_metrics": metrics,
+        "resumed_from": checkpoint.name if checkpoint else None,
+        "train_time_s": round(train_time, 3),
+        "wall_time_s": round(wall_time, 3),
+        "device": str(trainer.args.device),
+        "dtype": cfg.dtype,
+        "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
+        "smoke_test": smoke,
+        "artifact_hash": model_fingerprint(final) if cfg.method == "full" else adapter_fingerprint(final),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def train(
     config: TrainConfig | dict | str | Path, resume: bool = False, callbacks=(), show_progress: bool = True
 ) -> TrainResult:
     """Train one config; raises ConfigError before any model loads, AdapterNoEffect after a useless run."""
-    from harness.models import adapter_fingerprint, model_fingerprint
     from harness.train.callbacks import ProgressLog
     from harness.train.dataset import prompts_of
     from harness.train.smoke import smoke_test
@@ -175,37 +210,9 @@ def train(
     result = TrainResult(final, cfg.method, {}, history, checkpoints_of(cfg.output_dir), {}, metrics)
     if not trainer.is_world_process_zero():
         return result
-    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
-    trainable = sum(p.numel() for p in unwrapped.parameters() if p.requires_grad)
     result.smoke = smoke_test(cfg.base_model, final, prompts=prompts_of(cfg.train_data, method.family, SMOKE_TRAIN_PROMPTS))
-    result.manifest = {
-        "method": cfg.method,
-        "family": method.family,
-        "base_spec": cfg.base_model,
-        "base_path": str(prepared.base_path),
-        "base_fingerprint": prepared.base_fingerprint,
-        "config": cfg.to_dict(),
-        "config_hash": cfg.config_hash(),
-        "data_hashes": cfg.data_hashes(),
-        "data_records": {"train": prepared.n_train, "validation": prepared.n_validation},
-        "records_cut": len(prepared.cut),
-        "library_versions": library_versions(),
-        "seed": cfg.seed,
-        "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch,
-        "trainable_parameters": trainable,
-        "loss_history": history,
-        "final_metrics": metrics,
-        "resumed_from": checkpoint.name if checkpoint else None,
-        "train_time_s": round(train_time, 3),
-        "wall_time_s": round(time.perf_counter() - t0, 3),
-        "device": str(trainer.args.device),
-        "dtype": cfg.dtype,
-        "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
-        "smoke_test": result.smoke,
-        "artifact_hash": model_fingerprint(final) if cfg.method == "full" else adapter_fingerprint(final),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    result.manifest = _manifest(cfg, prepared, trainer, final, checkpoint, history, metrics, result.smoke,
+                                train_time, time.perf_counter() - t0)
     tmp = final / "manifest.json.tmp"  # written last and atomically: its presence marks a finished run
     tmp.write_text(json.dumps(result.manifest, indent=2, default=str))
     os.replace(tmp, final / "manifest.json")
