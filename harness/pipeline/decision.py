@@ -4,6 +4,7 @@ promotion."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from harness.pipeline.context import RunContext
 from harness.pipeline.records import GateResult, PromoteResult, RecordResult, ReportResult
@@ -49,7 +50,9 @@ def record(ctx: RunContext) -> RecordResult:
                                 results_hash=r.summary.get("results_sha256", ""), model_fingerprint=r.model_fingerprint,
                                 adapter_hash=r.adapter_hash, identity=r.identity)
     g = ctx.records.get("gate")
-    ctx.reg.record_gate(ctx.run_id, g.record, g.passed)
+    # a run whose gate stage was recorded before the gate's record held the decision
+    decision_made = g.record or json.loads(Path(g.decision).read_text())
+    ctx.reg.record_gate(ctx.run_id, decision_made, g.passed)
     return RecordResult(adapter_hash=ctx.records.adapter.adapter_hash)
 
 
