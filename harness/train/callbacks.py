@@ -69,7 +69,7 @@ class StableCheckpoints(TrainerCallback):
         self.base_spec = base_spec
 
     def on_save(self, args, state, control, **kwargs):
-        from harness.train.trainers import stabilize_adapter_config
+        from harness.train.adapter_config import stabilize_adapter_config
 
         if state.is_world_process_zero:
             stabilize_adapter_config(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.base_spec)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from harness.train.config import TrainConfig
+# The validated training config (`harness.train.config.TrainConfig`), which itself reads METHODS:
+# named by its role here so that this module does not import the config module back.
+TrainConfig = Any
 
 
 @dataclass(frozen=True)

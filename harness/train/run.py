@@ -22,7 +22,7 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.train.config import TrainConfig, load_train_config
 from harness.train.methods import METHODS
-from harness.train.trainers import stabilize_adapter_config
+from harness.train.adapter_config import stabilize_adapter_config
 
 LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "safetensors")
 RUN_FILE = "train_config.json"

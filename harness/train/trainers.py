@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,22 +224,6 @@ def dpo_trainer(cfg: TrainConfig, model, tokenizer, train_ds, eval_ds, peft_conf
 
 
 FAMILIES = {"sft": sft_trainer, "dpo": dpo_trainer}
-
-
-def stabilize_adapter_config(folder: str | Path, base_spec: str) -> None:
-    """Make a saved adapter_config.json byte-stable, so the same training gives the same adapter hash:
-    module lists sorted (peft keeps them in Python sets, whose order changes with each process's
-    string-hash seed) and the base named by its spec instead of this machine's cache path. Done on the
-    file after saving: peft reads the base's local config.json at save time, by that path."""
-    path = Path(folder) / "adapter_config.json"
-    if not path.is_file():
-        return
-    cfg = json.loads(path.read_text())
-    for key in ("target_modules", "feedforward_modules", "modules_to_save", "exclude_modules"):
-        if isinstance(cfg.get(key), list):
-            cfg[key] = sorted(cfg[key])
-    cfg["base_model_name_or_path"] = base_spec
-    path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
 
 
 def prepare(cfg: TrainConfig, callbacks=()) -> Prepared:
