@@ -130,14 +130,14 @@ def write_run_report(run_id: str, registry=None, out_dir: str | Path = "reports"
     registry: a `Registry` (default: the one at `$HARNESS_HOME/registry.db`).
     run_dir: the pipeline's folder of the run (default: `$HARNESS_HOME/runs/<run_id>`).
     """
-    from harness.report import sections
+    from harness.report import provenance, sections
     from harness.report.collect import collect_run
 
     data = collect_run(run_id, _registry(registry), run_dir)
     context = {
         "head": sections.header(data), "gate": sections.gate(data), "plan": sections.plan(data), "metrics": sections.metrics(data),
-        "slices": sections.slices(data), "latency": sections.latency(data), "cost": sections.cost(data), "training": sections.training(data),
-        "data": sections.data_report(data), "flips": sections.flips(data), "notes": data.notes,
+        "slices": sections.slices(data), "latency": sections.latency(data), "cost": sections.cost(data), "training": provenance.training(data),
+        "data": provenance.data_report(data), "flips": sections.flips(data), "notes": data.notes,
         "sources": sorted(set(data.sources)), "folder": str(data.folder) if data.folder else "",
     }
     html = render("run.html.j2", context, script=_asset("filter.js.j2"))
