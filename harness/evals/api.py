@@ -75,19 +75,7 @@ def run_eval(
 
     suites = [sample_cases(s, max_cases) for s in load_suites(suite_paths)]
     if do_rescore:
-        if out is None:
-            raise_missing_out()
-        previous = load_results(out)
-        results = {}
-        for s in suites:
-            if s.name not in previous:
-                from harness.errors import HarnessError
-
-                raise HarnessError(f"{out}: no saved outputs for suite {s.name!r}: evaluate it first")
-            r = rescore(previous[s.name], s, shots)
-            write_result(r, out)
-            results[s.name] = r
-        return results, Path(out)
+        return _rescore_saved(suites, out, shots), Path(out)
 
     if backend is None:
         from harness.models import HFBackend
@@ -107,6 +95,22 @@ def run_eval(
     if cache:
         cache.close()
     return results, out_dir
+
+
+def _rescore_saved(suites, out, shots) -> dict[str, SuiteResult]:
+    """Every suite's saved outputs in `out` scored again by the suite's current checks."""
+    from harness.errors import HarnessError
+
+    if out is None:
+        raise_missing_out()
+    previous = load_results(out)
+    results = {}
+    for s in suites:
+        if s.name not in previous:
+            raise HarnessError(f"{out}: no saved outputs for suite {s.name!r}: evaluate it first")
+        results[s.name] = rescore(previous[s.name], s, shots)
+        write_result(results[s.name], out)
+    return results
 
 
 def raise_missing_out():
