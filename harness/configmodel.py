@@ -49,6 +49,12 @@ def _describe(annotation: Any) -> str:
     return " or ".join(dict.fromkeys(x for x in found if x)) or "another type"
 
 
+def _types_in(annotation) -> list:
+    """The types an annotation names, two levels deep: `Rule`, `list[Rule]`, `Rule | None`."""
+    outer = typing.get_args(annotation) or (annotation,)
+    return [t for a in outer for t in (typing.get_args(a) or (a,))]
+
+
 def _model_at(model, loc) -> type[BaseModel] | None:
     """The config model that holds the field at `loc` (list indexes and dict keys skipped)."""
     for part in loc:
@@ -57,9 +63,7 @@ def _model_at(model, loc) -> type[BaseModel] | None:
         field = model.model_fields.get(str(part)) if not isinstance(part, int) else None
         if field is None:
             continue  # a list index, or a mapping's key: the model stays the element's
-        inner = [a for a in (typing.get_args(field.annotation) or (field.annotation,)) if a is not type(None)]
-        nested = [a for a in inner for a in (typing.get_args(a) or (a,)) if isinstance(a, type) and issubclass(a, BaseModel)]
-        model = nested[0] if nested else None
+        model = next((t for t in _types_in(field.annotation) if isinstance(t, type) and issubclass(t, BaseModel)), None)
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 

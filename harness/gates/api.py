@@ -86,7 +86,6 @@ def render_plan(gp, con=None) -> None:
     from rich.table import Table
 
     from harness.console import stdout_console
-    from harness.gates.plan import _needs
 
     t = Table(title=f"gate plan ({gp.policy}): {gp.power:.0%} power, {gp.flip_rate:.0%} of cases flipping, "
                     f"z={gp.z:.2f}{f' (last of {gp.sequential} looks)' if gp.sequential else ''}; baseline rates from "
@@ -96,8 +95,7 @@ def render_plan(gp, con=None) -> None:
     for r in gp.rules:
         word = {True: "[green]yes[/green]", False: "[red]NO[/red]" if r.blocking else "[yellow]no[/yellow]", None: "[dim]-[/dim]"}
         base = "" if r.baseline is None else f"{r.baseline:.3f}" + ("" if r.source == "baseline" else " (assumed)")
-        chances = "; ".join([f"{s.what} {s.chance:.0%}" for s in r.scenarios] + ([r.note] if r.cannot_fail else [])) or r.note
-        t.add_row(word[r.decidable], r.test, r.metric, r.slice or "", str(r.n), base, _needs(r), chances)
+        t.add_row(word[r.decidable], r.test, r.metric, r.slice or "", str(r.n), base, r.needs_text, r.summary)
     con = con or stdout_console()
     con.print(t)
     w = gp.warning()

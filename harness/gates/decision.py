@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from harness.errors import ConfigError
 from harness.evals.results import metric_kind
 from harness.gates.compare import Comparison, MetricComparison
-from harness.gates.paired import holm, noninferiority_verdicts, tango_interval, tango_pvalue_noninferior, z_of
+from harness.gates.paired import holm, noninferiority_verdicts, superiority_verdicts, tango_interval, tango_pvalue_noninferior, z_of
 from harness.gates.policy import Policy, Rule
 
 PASS, FAIL, INSUFFICIENT, SKIPPED = "pass", "fail", "insufficient_evidence", "skipped"
@@ -95,9 +95,10 @@ def _noninferior(m: MetricComparison, margin: float) -> tuple[str, str]:
 
 def _superior(m: MetricComparison) -> tuple[str, str]:
     lo, hi = m.ci
-    if lo > 0:
+    passed, failed = superiority_verdicts(lo, m.delta)
+    if passed:
         return PASS, f"improved {m.delta:+.3f} (interval {lo:+.3f}..{hi:+.3f} excludes 0)"
-    if m.delta <= 0:
+    if failed:
         return FAIL, f"no improvement: delta {m.delta:+.3f}"
     return INSUFFICIENT, f"delta {m.delta:+.3f} but interval {lo:+.3f}..{hi:+.3f} includes 0 (n={m.n})"
 

@@ -67,6 +67,13 @@ def noninferiority_verdicts(lo, hi, est, margin: float):
     return passed, failed
 
 
+def superiority_verdicts(lo, est):
+    """The gate's superiority rule (vectorised): passed when the interval excludes 0 from above,
+    failed when the estimate shows no improvement at all; (passed, failed) boolean arrays."""
+    lo, est = np.asarray(lo), np.asarray(est)
+    return lo > 0, est <= 0
+
+
 def tango_pvalue_noninferior(b, c, n, margin: float) -> float:
     """One-sided p-value of H0: delta <= -margin (the candidate is worse by the margin or more)."""
     return float(stats.norm.sf(_tango_z(-margin, b, c, n)))

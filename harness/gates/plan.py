@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import gammaln, xlogy
 
 from harness.evals.results import metric_kind
-from harness.gates.paired import noninferiority_verdicts, tango_interval, z_of
+from harness.gates.paired import noninferiority_verdicts, superiority_verdicts, tango_interval, z_of
 from harness.gates.policy import Policy, Rule
 
 N_MAX = 200_000  # beyond this a rule is called undecidable ("never")
@@ -80,7 +80,7 @@ def verdict_chances(n: int, pb: float, pc: float, test: str, margin: float, z: f
     lo, hi = tango_interval(b, c, np.full(b.shape, float(n)), z)
     est = (b - c) / n
     if test == "must_improve":
-        passed, failed = lo > 0, est <= 0
+        passed, failed = superiority_verdicts(lo, est)
     else:
         passed, failed = noninferiority_verdicts(lo, hi, est, margin)
     return float(w[passed].sum()), float(w[failed].sum())
@@ -158,6 +158,18 @@ class PlannedRule:
     def label(self) -> str:
         return f"{self.metric}{f' [{self.slice}]' if self.slice else ''} {self.test}"
 
+    @property
+    def needs_text(self) -> str:
+        if self.decidable is None:
+            return "-"
+        return str(self.needs) if self.needs else f"> {N_MAX}"
+
+    @property
+    def summary(self) -> str:
+        """Each scenario's chance at the suite's n (and why a rule cannot fail), or the note."""
+        return "; ".join([f"{s.what} {s.chance:.0%}" for s in self.scenarios] + ([self.note] if self.cannot_fail else [])) \
+            or self.note
+
 
 @dataclass
 class GatePlan:
@@ -183,14 +195,14 @@ class GatePlan:
 
     def to_dict(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "rules"},
-                "rules": [asdict(r) for r in self.rules], "undecidable": [r.label for r in self.undecidable],
+                "rules": [{**asdict(r), "needs_text": r.needs_text, "summary": r.summary} for r in self.rules], "undecidable": [r.label for r in self.undecidable],
                 "cannot_fail": [r.label for r in self.vacuous]}
 
     def warning(self) -> str | None:
         bad = self.undecidable
         if not bad:
             return None
-        names = "; ".join(f"{r.label} (n {r.n}, needs {r.needs or 'more than ' + str(N_MAX)})" for r in bad[:6])
+        names = "; ".join(f"{r.label} (n {r.n}, needs {r.needs_text})" for r in bad[:6])
         more = f" and {len(bad) - 6} more" if len(bad) > 6 else ""
         return (f"{len(bad)} blocking rule(s) cannot be decided with these cases: {names}{more}. With "
                 f"{self.flip_rate:.0%} of cases flipping they end 'insufficient evidence' (and fail) more than "
@@ -220,16 +232,9 @@ class GatePlan:
         for r in self.rules:
             icon = {True: "✅", False: "❌" if r.blocking else "⚠️", None: "·"}[r.decidable]
             base = "-" if r.baseline is None else f"{r.baseline:.3f}" + ("" if r.source == "baseline" else " (assumed)")
-            chances = "; ".join([f"{s.what} {s.chance:.0%}" for s in r.scenarios] + ([r.note] if r.cannot_fail else [])) or r.note
             lines.append(f"| {icon} | {r.test} | `{r.metric}` | {r.slice or ''} | {r.n} | {base} | "
-                         f"{_needs(r)} | {chances.replace('|', '/')} |")
+                         f"{r.needs_text} | {r.summary.replace('|', '/')} |")
         return "\n".join(lines) + "\n"
-
-
-def _needs(r: PlannedRule) -> str:
-    if r.decidable is None:
-        return "-"
-    return str(r.needs) if r.needs else f"> {N_MAX}"
 
 
 def suite_metrics(suite, baseline=None) -> dict[str, list[str]]:
@@ -374,10 +379,7 @@ def _decide(r: PlannedRule, test: str, margin: float, rate: float, flips: float,
     for s in r.scenarios:
         fn = _chance(test, margin, z, s)
         s.chance = fn(r.n)
-        if s.want == "pass" and s.delta < -margin + 1e-12:
-            s.needs = None  # a gain the baseline has no room for cannot be shown
-        else:
-            s.needs = smallest_n(fn, power)
+        s.needs = smallest_n(fn, power)
         needs.append(s.needs)
     r.decidable = all(s.chance >= power for s in r.scenarios)
     r.needs = None if any(x is None for x in needs) else max(needs)

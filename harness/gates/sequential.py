@@ -143,9 +143,9 @@ def settled(decision: GateDecision, z: float) -> tuple[str | None, list[str]]:
 
 def _shown(r, z: float) -> str | None:
     """The verdict a rule has on evidence at this look, or None while more cases could change it."""
-    if r.test in ("required",):
+    if r.test == "required":
         return r.verdict
-    if r.test in ("max_drop", "beats_arm", "slice"):
+    if r.test in ("max_drop", "beats_arm"):
         return r.verdict if r.verdict in (PASS, FAIL) else None
     if r.test == "must_improve":
         if r.verdict == PASS:

@@ -31,11 +31,12 @@ def gate(ctx: RunContext) -> GateResult:
     decision.sequential = seq or {}
     folder = ctx.state.folder
     (folder / "comparison.json").write_text(json.dumps(comparison.to_dict(), indent=1, default=str))
-    (folder / "decision.json").write_text(json.dumps(decision.to_dict(), indent=1, default=str))
+    decided = json.dumps(decision.to_dict(), indent=1, default=str)
+    (folder / "decision.json").write_text(decided)
     (folder / "summary.md").write_text(decision.to_markdown())
     render_decision(decision, ctx.con)  # stderr: stdout stays for --json
     return GateResult(passed=decision.passed, decision=str(folder / "decision.json"), comparison=str(folder / "comparison.json"),
-                      summary_md=str(folder / "summary.md"), record=json.loads(json.dumps(decision.to_dict(), default=str)))
+                      summary_md=str(folder / "summary.md"), record=json.loads(decided))
 
 
 def record(ctx: RunContext) -> RecordResult:

@@ -3,7 +3,7 @@ sequential), paired latency, and the extra arms."""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -108,9 +108,7 @@ def _evaluate_look(ctx: RunContext, be, label: str, suites, order, sizes, look, 
     results = {}
     for s in suites:
         keep = {c.id for c in order[s.name][: sizes[s.name][look.number - 1]]}
-        part = copy.copy(s)
-        part.cases = [c for c in s.cases if c.id in keep]
-        part.sampled_from = s.sampled_from or len(s.cases)
+        part = dataclasses.replace(s, cases=[c for c in s.cases if c.id in keep], sampled_from=s.sampled_from or len(s.cases))
         r = evaluate_suite(be, part, model_label=label, arm="candidate", cache=cache, batch_size=ctx.cfg.eval.batch_size,
                            latency_n=0, invariance_n=ctx.cfg.eval.invariance_sample if look.number == 1 else 0)
         invariance.setdefault(s.name, r.summary["batch_invariance"])  # checked on the first chunk

@@ -97,11 +97,7 @@ def plan(d: RunData) -> dict | None:
     except (OSError, ValueError) as e:
         d.notes.append(f"gate plan: {path}: {e}")
         return None
-    rows = []
-    for r in p.get("rules") or []:
-        chances = "; ".join([f"{s['what']} {s['chance']:.0%}" for s in r.get("scenarios") or []]
-                            + ([r["note"]] if r.get("cannot_fail") else [])) or r.get("note", "")
-        rows.append({**r, "chances": chances})
+    rows = [{**r, "chances": r.get("summary") or r.get("note", "")} for r in p.get("rules") or []]
     return {"rows": rows, "undecidable": p.get("undecidable") or [], "cannot_fail": p.get("cannot_fail") or [], "power": p.get("power"), "flip_rate": p.get("flip_rate"),
             "z": p.get("z"), "baseline": p.get("baseline"), "sequential": p.get("sequential")}
 

@@ -191,6 +191,7 @@ def test_malformed_policy_reports_every_error(tmp_path):
         load_policy(p)
     msg = str(e.value)
     assert "rules.0.max_drp" in msg and "unknown key" in msg
+    assert "did you mean 'max_drop'" in msg  # the closest key of the rule's own level
     assert "rules.1.max_drop" in msg
     assert "must be suite/metric" in msg
 
