@@ -65,15 +65,20 @@ def run_eval(
     engine: str = "auto",
     invariance_n: int | None = None,
     extra_summary: dict | None = None,
+    select: dict[str, set[str]] | None = None,
+    time_selection: bool = True,
+    on_result=None,
 ) -> tuple[dict[str, SuiteResult], Path]:
     """Evaluate a model (+ adapter) on suites; write results; return them and their folder.
+    `suite_paths` are folders (searched for suites) or already loaded `Suite`s.
     `max_cases` evaluates a fixed sample of at most that many cases per suite (see
-    `sample_cases`); `dtype`/`device`/`engine` choose how the model runs when no `backend` is
-    given (`auto`: what this machine runs fast, see `harness.models.device`). `extra_summary` is
-    written into each suite's summary.json (an arm's record of how its prompts were made)."""
-    from harness.evals.runner import sample_cases
-
-    suites = [sample_cases(s, max_cases) for s in load_suites(suite_paths)]
+    `sample_cases`); `select` only the given case ids of the suites it names (`select_cases`),
+    their latency measured on the whole suite's fixed sample, as a full baseline's was, or not at
+    all when `time_selection` is false. `dtype`/`device`/`engine` choose how the model runs when
+    no `backend` is given (`auto`: what this machine runs fast, see `harness.models.device`).
+    `extra_summary` is written into each suite's summary.json (an arm's record of how its prompts
+    were made); `on_result(result)` is called after each suite (progress)."""
+    suites = _given_suites(suite_paths, max_cases)
     if do_rescore:
         return _rescore_saved(suites, out, shots), Path(out)
 
@@ -86,15 +91,41 @@ def run_eval(
     out_dir = Path(out) if out else default_out_dir(backend.fingerprint, backend.adapter_hash, arm, backend.identity)
     cache = CompletionCache() if use_cache else None
     results = {}
-    for s in suites:
-        r = evaluate_suite(backend, s, model_label=model, arm=arm, cache=cache, batch_size=batch_size, latency_n=latency_n,
-                           shots=shots, invariance_n=invariance_n)
-        r.summary.update(extra_summary or {})
-        write_result(r, out_dir)
-        results[s.name] = r
-    if cache:
-        cache.close()
+    try:
+        for s in suites:
+            r = _evaluate_one(backend, s, (select or {}).get(s.name), time_selection, model_label=model, arm=arm,
+                              cache=cache, batch_size=batch_size, latency_n=latency_n, shots=shots, invariance_n=invariance_n)
+            r.summary.update(extra_summary or {})
+            write_result(r, out_dir)
+            results[s.name] = r
+            if on_result:
+                on_result(r)
+    finally:
+        if cache:
+            cache.close()
     return results, out_dir
+
+
+def _given_suites(suite_paths, max_cases: int | None) -> list:
+    """Loaded `Suite`s as they are, folders searched and loaded (all validated first), each
+    sampled to `max_cases`."""
+    from harness.evals.runner import sample_cases
+    from harness.evals.suite import Suite
+
+    loaded = [p for p in suite_paths if isinstance(p, Suite)]
+    folders = [p for p in suite_paths if not isinstance(p, Suite)]
+    return [sample_cases(s, max_cases) for s in loaded + (load_suites(folders) if folders else [])]
+
+
+def _evaluate_one(backend, suite, ids: set[str] | None, time_selection: bool, *, latency_n, **kw) -> SuiteResult:
+    """One suite, or only its cases `ids`: a selection is timed on the whole suite's latency
+    sample (paired with a full baseline) or, without `time_selection`, not at all."""
+    from harness.evals.runner import select_cases
+
+    sub = select_cases(suite, ids)
+    if sub is suite:
+        return evaluate_suite(backend, suite, latency_n=latency_n, **kw)
+    return evaluate_suite(backend, sub, latency_n=latency_n if time_selection else 0, latency_from=suite.cases, **kw)
 
 
 def _rescore_saved(suites, out, shots) -> dict[str, SuiteResult]:

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from harness.models.backend import Completion, LoglikResult
+from harness.models.types import Completion, LoglikResult
 from harness.paths import harness_home
 
 SCHEMA = """

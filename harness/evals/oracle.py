@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from harness.evals.runner import score_case
 from harness.evals.suite import Case, Suite
-from harness.models.backend import LoglikResult
+from harness.models.types import LoglikResult
 
 JSON_CHECKS = {"json_valid", "json_schema", "field_match", "grounded_fields"}
 REFUSAL = "I'm sorry, but I can't help with that."

@@ -20,7 +20,7 @@ from harness.evals.checks.registry import CheckResult, Sample
 from harness.evals.results import SuiteResult, build_summary
 from harness.evals.stats import percentiles
 from harness.evals.suite import Case, Suite
-from harness.models.backend import Completion, GenerationConfig
+from harness.models.types import Completion, GenerationConfig
 
 ShotsFn = Callable[[Case], list[dict]]
 INVARIANCE_SAMPLE = 2  # cases per suite generated again alone to check batch invariance (besides the latency sample)
@@ -100,9 +100,15 @@ def sample_cases(suite: Suite, n: int | None) -> Suite:
     if n is None or n >= total:
         return suite
     keep = {c.id for c in _ranked(suite, suite.cases)[:n]}
-    suite.cases = [c for c in suite.cases if c.id in keep]
-    suite.sampled_from = total
-    return suite
+    return dataclasses.replace(suite, cases=[c for c in suite.cases if c.id in keep], sampled_from=total)
+
+
+def select_cases(suite: Suite, ids: set[str] | None) -> Suite:
+    """Only the cases with these ids (all when `ids` is empty or None), in suite order. The suite's
+    hash stays that of its files, so the results compare with a full baseline case by case."""
+    if not ids or len(ids) >= len(suite.cases):
+        return suite
+    return dataclasses.replace(suite, cases=[c for c in suite.cases if c.id in ids])
 
 
 def generation_config(suite: Suite, batch_size: int | None = None) -> GenerationConfig:
@@ -274,8 +280,11 @@ def evaluate_suite(
     latency_n: int | None = None,
     shots: ShotsFn | None = None,
     invariance_n: int | None = None,
+    latency_from: list[Case] | None = None,
 ) -> SuiteResult:
-    """Run one suite on the backend's active model/adapter and return scored results."""
+    """Run one suite on the backend's active model/adapter and return scored results.
+    `latency_from`: the cases the fixed latency sample is drawn from, when they are not this
+    suite's (a selection of a suite timed on the whole suite's sample, as its baseline was)."""
     t0 = time.perf_counter()
     gen_cfg = generation_config(suite, batch_size)
     messages = {c.id: suite.messages(c, shots(c) if shots else None) for c in suite.cases}
@@ -297,7 +306,8 @@ def evaluate_suite(
     n_lat = suite.spec.latency_sample if latency_n is None else latency_n
     alone: dict[str, str] = {}
     t_lat = time.perf_counter()
-    latency = measure_latency(backend, suite, gen_cases, gen_cfg, n_lat, shots, texts=alone) if n_lat else {}
+    pool = gen_cases if latency_from is None else [c for c in latency_from if suite.needs_generation(c)]
+    latency = measure_latency(backend, suite, pool, gen_cfg, n_lat, shots, texts=alone) if n_lat else {}
     t_inv = time.perf_counter()
     invariance = check_batch_invariance(backend, suite, [gen_cases[i] for i in sorted(fresh)], by_id, gen_cfg,
                                         INVARIANCE_SAMPLE if invariance_n is None else invariance_n, shots, alone)
@@ -338,7 +348,7 @@ def rescore(result: SuiteResult, suite: Suite, shots: ShotsFn | None = None) -> 
 
     saved = {o["case_id"]: o for o in result.outputs}
     rows, stale = [], []
-    from harness.models.backend import LoglikResult
+    from harness.models.types import LoglikResult
 
     for c in suite.cases:
         msgs = suite.messages(c, shots(c) if shots else None)

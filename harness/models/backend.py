@@ -1,4 +1,4 @@
-"""The `Backend` protocol and its Hugging Face implementation.
+"""The Hugging Face backend (the `Backend` protocol it implements is in `harness.models.types`).
 
 `HFBackend` loads a model once (device and dtype chosen per machine: `harness.models.device`),
 attaches any number of PEFT adapters and switches between them. Generation and log-likelihood
@@ -21,102 +21,16 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from harness.errors import HarnessError
-
-Messages = list[dict[str, str]]
-
-# Memory the auto batch size may plan for (bytes); overridable per call.
-DEFAULT_MEMORY_BUDGET = 4 * 1024**3
-MAX_AUTO_BATCH = 32  # generate(): rows per batch
-MAX_ENGINE_ROWS = 256  # engine: rows decoded together (a 135M model at 256 rows: ~2.5 GB of cache)
-
-
-# Cost of generation on a CPU, in units of one prompt token's prefill (measured on 2 cores with
-# SmolLM2-135M: prefill ~2.8 ms per padded token; a decode step ~0.1 s + ~6 ms per row + ~0.03 ms
-# per row per token of context). On a GPU a step's fixed cost dominates: fewer, fuller batches win.
-CPU_STEP_COSTS = (36.0, 2.0, 0.009)
-GPU_STEP_COSTS = (2000.0, 0.5, 0.0)
-
-
-def plan_batches(lengths: list[int], max_batch: int, new_tokens: int, on_gpu: bool = False) -> list[list[int]]:
-    """Indices grouped into generation batches, longest first, splitting where padding costs more
-    than the extra decode steps: one long prompt in a batch of short ones pads every row to its
-    length. Groups are contiguous runs of the length-sorted order (dynamic programming over the
-    split points); outputs do not depend on the grouping, only the time does."""
-    step, row, row_ctx = GPU_STEP_COSTS if on_gpu else CPU_STEP_COSTS
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    sorted_len = [lengths[i] for i in order]
-
-    def cost(start: int, end: int) -> float:  # one batch: order[start:end], padded to its longest
-        n, width = end - start, sorted_len[start]
-        return n * width + new_tokens * (step + n * (row + row_ctx * (width + new_tokens / 2)))
-
-    best = [0.0] + [float("inf")] * len(order)  # best[k]: cheapest plan for the first k prompts
-    cut = [0] * (len(order) + 1)
-    for end in range(1, len(order) + 1):
-        for start in range(max(0, end - max_batch), end):
-            c = best[start] + cost(start, end)
-            if c < best[end]:
-                best[end], cut[end] = c, start
-    batches, end = [], len(order)
-    while end:
-        batches.append(order[cut[end]:end])
-        end = cut[end]
-    return batches[::-1]
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Generation settings; greedy decoding so results are reproducible and cacheable."""
-
-    max_new_tokens: int = 64
-    batch_size: int | None = None  # rows generated together; None: chosen from the memory budget
-    memory_budget: int = DEFAULT_MEMORY_BUDGET
-    stop: tuple[str, ...] = ()  # generation ends at the first of these; the text excludes it
-
-    def cache_key(self) -> dict:
-        """What changes outputs (batch size does not: batch N equals batch 1)."""
-        key = {"max_new_tokens": self.max_new_tokens, "decoding": "greedy"}
-        if self.stop:
-            key["stop"] = list(self.stop)
-        return key
-
-
-def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
-    """`text` up to the earliest stop string, and whether one was found."""
-    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    return (text[: min(hits)], True) if hits else (text, False)
-
-
-@dataclass
-class Completion:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    latency_s: float  # wall time of the batch this request was generated in
-    finish_reason: str = "stop"  # "stop" (EOS) or "length"
-
-
-@dataclass
-class LoglikResult:
-    logprob: float  # sum of log-probabilities of the continuation tokens
-    is_greedy: bool  # every continuation token is the argmax
-    n_tokens: int = 0
-
-
-@runtime_checkable
-class Backend(Protocol):
-    fingerprint: str
-
-    @property
-    def identity(self) -> dict: ...
-
-    def generate(self, requests: list[Messages], config: GenerationConfig) -> list[Completion]: ...
-
-    def loglikelihood(self, pairs: list[tuple[Messages, str]]) -> list[LoglikResult]: ...
-
+from harness.models.batching import MAX_AUTO_BATCH, MAX_ENGINE_ROWS, plan_batches
+from harness.models.types import (
+    Completion,
+    GenerationConfig,
+    LoglikResult,
+    Messages,
+    cut_at_stop,
+)
 
 PADDING_SENSITIVE = {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMPT_TUNING", "CPT"}
 ENGINES = ("auto", "generate")

@@ -27,142 +27,26 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-ATTENTION = "harness_grouped"
+from harness.models.kernels import (
+    ATTENTION,
+    Group,
+    Part,
+    Step,
+    additive_mask,
+    greedy,
+    linear_in_blocks,
+    pack_weight,
+    register_attention,
+)
+
 ENGINE_VERSION = 1
 CONTINUATION_BUCKET = 4  # log-likelihood continuations are rounded up to a multiple of this many tokens
 # Model families whose attention layers call the attention interface with the standard
 # arguments, apply rotary embeddings from explicit position ids and have no sliding window.
 FAMILIES = {"llama", "mistral", "qwen2", "qwen3", "phi3", "granite", "olmo2", "smollm3"}
-
-
-def _register() -> None:
-    from transformers import AttentionInterface
-
-    AttentionInterface.register(ATTENTION, _grouped_attention)
-
-
-@dataclass
-class _Group:
-    """Rows that share one cache layout: prefix, suffix region, generated tokens."""
-
-    keys: list[torch.Tensor]  # per layer: (rows, kv_heads, capacity, head_dim)
-    values: list[torch.Tensor]
-    valid: torch.Tensor  # (rows, capacity) bool: slots that hold a real token
-    filled: int  # slots written so far (the same for every row)
-    positions: torch.Tensor  # (rows,) position id of each row's next token
-    members: list[int]  # request index of each row
-
-    def select(self, keep: torch.Tensor) -> None:
-        self.keys = [k.index_select(0, keep) for k in self.keys]
-        self.values = [v.index_select(0, keep) for v in self.values]
-        self.valid = self.valid.index_select(0, keep)
-        self.positions = self.positions.index_select(0, keep)
-        self.members = [self.members[i] for i in keep.tolist()]
-
-
-@dataclass
-class _Part:
-    rows: slice  # rows of the forward's batch that belong to the group
-    group: _Group
-    start: int  # first slot the forward writes
-    group_rows: slice  # the same rows in the group's cache
-    mask: torch.Tensor  # (rows, 1, q_len, start + q_len): 0 where attended, -inf elsewhere
-
-
-@dataclass
-class _Step:
-    parts: list[_Part] = field(default_factory=list)
-
-
-def _grouped_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, harness_step=None, **kwargs):
-    """Attention interface entry: store the new keys/values in each group's cache, then attend
-    per group over exactly that group's slots (one layout, so one kernel shape per row)."""
-    if harness_step is None:
-        raise RuntimeError(f"attention '{ATTENTION}' is only usable inside harness.models.engine")
-    layer = module.layer_idx
-    outs = []
-    for part in harness_step.parts:
-        g, n = part.group, query.shape[2]
-        end = part.start + n
-        keys, values = g.keys[layer][part.group_rows], g.values[layer][part.group_rows]
-        keys[:, :, part.start:end] = key[part.rows]
-        values[:, :, part.start:end] = value[part.rows]
-        q = query[part.rows]
-        if n == 1:
-            # one new token: the query heads that share a key/value head read it together, once
-            rows, heads, _, dim = q.shape
-            kv = keys.shape[1]
-            o = F.scaled_dot_product_attention(q.reshape(rows, kv, heads // kv, dim), keys[:, :, :end], values[:, :, :end],
-                                               attn_mask=part.mask, scale=scaling)
-            outs.append(o.reshape(rows, heads, 1, dim))
-        else:
-            outs.append(F.scaled_dot_product_attention(q, keys[:, :, :end], values[:, :, :end], attn_mask=part.mask,
-                                                       scale=scaling, enable_gqa=True))
-    out = outs[0] if len(outs) == 1 else torch.cat(outs)
-    return out.transpose(1, 2).contiguous(), None
-
-
-def _linear_in_blocks(module: torch.nn.Linear, mode: list, packed: dict, x: torch.Tensor) -> torch.Tensor:
-    """`module(x)` computed in products of exactly `mode[0]` rows; the rows left over are
-    zero-padded to a full block. With `mode[1]` (decoding), bf16/fp16 weights on a CPU go through
-    oneDNN reordered once (`packed`) instead of on every call; prefill blocks write straight
-    into the output, which saves copying it."""
-    n, use_packed = mode
-    w, b = module.weight, module.bias
-    if x.dtype != w.dtype:  # leave mixed-dtype calls to torch's own promotion rules
-        return F.linear(x, w, b)
-    shape = x.shape
-    flat = x.reshape(-1, shape[-1])
-    if not flat.is_contiguous():
-        flat = flat.contiguous()
-    m, full = flat.shape[0], flat.shape[0] // n * n
-    pw = packed.get(id(module)) if use_packed else None
-
-    def block(rows: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        if pw is not None:
-            return torch.ops.mkldnn._linear_pointwise(rows, pw, b, "none", [], "")
-        if b is None:
-            return torch.mm(rows, w.t(), out=out)
-        return torch.addmm(b, rows, w.t(), out=out)
-
-    if m < n:  # one block, mostly padding (a decode step with few rows)
-        return block(torch.cat([flat, flat.new_zeros(n - m, flat.shape[1])]))[:m].reshape(*shape[:-1], w.shape[0])
-    out = flat.new_empty(m, w.shape[0])
-    for s in range(0, full, n):
-        if pw is not None:
-            out[s:s + n] = block(flat[s:s + n])
-        else:
-            block(flat[s:s + n], out=out[s:s + n])
-    if full < m:
-        rest = torch.cat([flat[full:], flat.new_zeros(n - (m - full), flat.shape[1])])
-        out[full:] = block(rest)[: m - full]
-    return out.reshape(*shape[:-1], w.shape[0])
-
-
-def _pack(module: torch.nn.Linear, rows: int):
-    """The weight reordered for oneDNN's CPU kernels, or None where that does not apply."""
-    w = module.weight
-    if w.device.type != "cpu" or w.dtype not in (torch.bfloat16, torch.float16) or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-        return None
-    try:
-        return torch.ops.mkldnn._reorder_linear_weight(w.detach(), rows)
-    except (RuntimeError, AttributeError):
-        return None
-
-
-def _greedy(logits: torch.Tensor) -> torch.Tensor:
-    """The first maximal index per row, like argmax (`max` finds it 3x faster on a CPU)."""
-    return logits.max(-1).indices
-
-
-def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A boolean attention mask as 0 / -inf in the query dtype, converted once for all layers."""
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
 
 
 def supports(model) -> str | None:
@@ -188,7 +72,7 @@ class Engine:
 
     def __init__(self, model, *, prefill_rows: int = 512, decode_rows: int = 64, bucket: int = 16,
                  prefill_tokens: int = 16384):
-        _register()
+        register_attention()
         self.model = model
         self.prefill_rows, self.decode_rows, self.bucket = prefill_rows, decode_rows, bucket
         self.prefill_tokens = prefill_tokens
@@ -232,12 +116,12 @@ class Engine:
             key = (id(m), m.weight.data_ptr(), m.weight._version)
             if self._packed_keys.get(id(m)) != key:
                 self._packed_keys[id(m)] = key
-                self._packed[id(m)] = _pack(m, self.decode_rows)
+                self._packed[id(m)] = pack_weight(m, self.decode_rows)
         packed = {k: v for k, v in self._packed.items() if v is not None}
         for c in configs.values():
             c._attn_implementation = ATTENTION
         for m in linears:
-            m.forward = lambda x, _m=m: _linear_in_blocks(_m, self._rows, packed, x)
+            m.forward = lambda x, _m=m: linear_in_blocks(_m, self._rows, packed, x)
         try:
             with torch.inference_mode():
                 yield
@@ -247,7 +131,7 @@ class Engine:
             for k, c in configs.items():
                 c._attn_implementation = saved[k]
 
-    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, step: _Step, rows: int) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, step: Step, rows: int) -> torch.Tensor:
         self._rows[:] = [rows, rows == self.decode_rows]
         out = self.decoder(input_ids=ids, position_ids=positions, use_cache=False, harness_step=step)
         return out.last_hidden_state
@@ -256,17 +140,17 @@ class Engine:
         self._rows[:] = [self.decode_rows, True]
         return self.head(hidden)
 
-    def _new_group(self, n: int, capacity: int, members: list[int]) -> _Group:
+    def _new_group(self, n: int, capacity: int, members: list[int]) -> Group:
         shape = (n, self.kv_heads, capacity, self.head_dim)
         kw = {"dtype": self.dtype, "device": self.device}
-        return _Group(
+        return Group(
             keys=[torch.zeros(shape, **kw) for _ in range(self.layers)],
             values=[torch.zeros(shape, **kw) for _ in range(self.layers)],
             valid=torch.zeros((n, capacity), dtype=torch.bool, device=self.device),
             filled=0, positions=torch.zeros(n, dtype=torch.long, device=self.device), members=members,
         )
 
-    def _prefill(self, g: _Group, seqs: list[list[int]], region: int, pad_id: int, keep_all: bool = False) -> torch.Tensor:
+    def _prefill(self, g: Group, seqs: list[list[int]], region: int, pad_id: int, keep_all: bool = False) -> torch.Tensor:
         """Write each row's tokens right-aligned into the group's next `region` slots and run
         them, a few rows at a time (rows are independent, so results do not depend on how
         many). Returns the hidden state of each row's last slot, (rows, hidden), or with
@@ -285,25 +169,25 @@ class Engine:
         k = torch.arange(end, device=self.device)
         causal = (k[None, :] <= q[:, None])[None]
         own = (k[None, :] == q[:, None])[None]  # a pad query attends itself: never a row of -inf
-        mask = _additive((g.valid[:, None, :end] & causal) | own, self.dtype)[:, None]
+        mask = additive_mask((g.valid[:, None, :end] & causal) | own, self.dtype)[:, None]
         outs = []
         per = max(1, self.prefill_tokens // region)
         for a in range(0, n, per):
             rows = slice(a, min(n, a + per))
-            step = _Step([_Part(slice(0, rows.stop - a), g, start, rows, mask[rows])])
+            step = Step([Part(slice(0, rows.stop - a), g, start, rows, mask[rows])])
             hidden = self._forward(ids[rows], pos[rows], step, self.prefill_rows)
             outs.append(hidden if keep_all else hidden[:, -1])
         g.filled = end
         g.positions = g.positions + lengths
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
-    def _prefix_group(self, prefix: list[int], pad_id: int, capacity: int) -> _Group:
+    def _prefix_group(self, prefix: list[int], pad_id: int, capacity: int) -> Group:
         g = self._new_group(1, capacity, [-1])
         if prefix:
             self._prefill(g, [prefix], len(prefix), pad_id)
         return g
 
-    def _expand(self, parent: _Group, rows: torch.Tensor, capacity: int, members: list[int]) -> _Group:
+    def _expand(self, parent: Group, rows: torch.Tensor, capacity: int, members: list[int]) -> Group:
         """A new group whose rows start from copies of `parent`'s rows (its filled slots)."""
         g = self._new_group(len(members), capacity, members)
         f = parent.filled
@@ -339,7 +223,7 @@ class Engine:
             members = keyed[key]
             for s in range(0, len(members), max_rows):
                 chunks.append((key[0], key[1], members[s:s + max_rows]))
-        prefixes: dict[tuple, _Group] = {}
+        prefixes: dict[tuple, Group] = {}
         with self._session():
             wave: list = []
             for c in chunks:
@@ -352,68 +236,75 @@ class Engine:
         return out
 
     def _run_wave(self, wave, requests, prefixes, max_new, stop_ids, pad_id, stop, on_done, out) -> None:
+        """One wave of chunks decoded together until every row has finished."""
         t0 = time.perf_counter()
-        groups: list[_Group] = []
-        nexts: list[torch.Tensor] = []
-        tokens: dict[int, list[int]] = {}
-        for prefix, region, members in wave:
-            if prefix not in prefixes:
-                prefixes[prefix] = self._prefix_group(list(prefix), pad_id, len(prefix))
-            parent = prefixes[prefix]
-            g = self._expand(parent, torch.zeros(len(members), dtype=torch.long), len(prefix) + region + max_new, members)
-            hidden = self._prefill(g, [requests[i][0][len(prefix):] for i in members], region, pad_id)
-            nexts.append(_greedy(self._logits(hidden)))
-            groups.append(g)
-            for i in members:
-                tokens[i] = []
+        groups, nexts = self._start_wave(wave, requests, prefixes, max_new, pad_id)
+        tokens: dict[int, list[int]] = {i: [] for g in groups for i in g.members}
 
-        def finish(i: int, reason: str) -> None:
-            out[i] = (tokens[i], reason, time.perf_counter() - t0)
-            if on_done:
-                on_done(1)
+        def finished(i: int, t: int) -> str | None:
+            """Record row i's new token t; why the row is done, or None while it goes on."""
+            if t in stop_ids:
+                return "stop"
+            tokens[i].append(t)
+            if stop is not None and stop(i, tokens[i]):
+                return "stop"
+            return "length" if len(tokens[i]) >= max_new else None
 
         while groups:
-            # record each row's new token; drop rows that are done
-            live_groups, live_next = [], []
+            live = []
             for g, nxt in zip(groups, nexts):
                 keep = []
                 for r, (i, t) in enumerate(zip(g.members, nxt.tolist())):
-                    if t in stop_ids:
-                        finish(i, "stop")
-                        continue
-                    tokens[i].append(t)
-                    if stop is not None and stop(i, tokens[i]):
-                        finish(i, "stop")
-                    elif len(tokens[i]) >= max_new:
-                        finish(i, "length")
-                    else:
+                    reason = finished(i, t)
+                    if reason is None:
                         keep.append(r)
-                if not keep:
-                    continue
-                if len(keep) < len(g.members):
-                    sel = torch.tensor(keep, device=self.device)
-                    g.select(sel)
-                    nxt = nxt.index_select(0, sel)
-                live_groups.append(g)
-                live_next.append(nxt)
-            groups = live_groups
-            if not groups:
-                break
-            # one decode step for every live row of the wave
-            step, row = _Step(), 0
-            for g in groups:
-                n, slot = len(g.members), g.filled
-                g.valid[:, slot] = True
-                step.parts.append(_Part(slice(row, row + n), g, slot, slice(None), _additive(g.valid[:, None, None, :slot + 1], self.dtype)))
-                row += n
-            ids = torch.cat(live_next)[:, None]
-            pos = torch.cat([g.positions for g in groups])[:, None]
-            hidden = self._forward(ids, pos, step, self.decode_rows)
-            logits = self._logits(hidden[:, -1])
-            nexts = list(_greedy(logits).split([len(g.members) for g in groups]))
-            for g in groups:
-                g.filled += 1
-                g.positions = g.positions + 1
+                        continue
+                    out[i] = (tokens[i], reason, time.perf_counter() - t0)
+                    if on_done:
+                        on_done(1)
+                if keep:
+                    live.append(self._keep_rows(g, nxt, keep))
+            groups = [g for g, _ in live]
+            if groups:
+                nexts = self._decode_step(groups, [n for _, n in live])
+
+    def _start_wave(self, wave, requests, prefixes, max_new, pad_id) -> tuple[list[Group], list[torch.Tensor]]:
+        """Each chunk's group prefilled (its shared prefix once per wave's engine call), with the
+        first greedy token of every row."""
+        groups, nexts = [], []
+        for prefix, region, members in wave:
+            if prefix not in prefixes:
+                prefixes[prefix] = self._prefix_group(list(prefix), pad_id, len(prefix))
+            g = self._expand(prefixes[prefix], torch.zeros(len(members), dtype=torch.long), len(prefix) + region + max_new, members)
+            hidden = self._prefill(g, [requests[i][0][len(prefix):] for i in members], region, pad_id)
+            nexts.append(greedy(self._logits(hidden)))
+            groups.append(g)
+        return groups, nexts
+
+    def _keep_rows(self, g: Group, nxt: torch.Tensor, keep: list[int]) -> tuple[Group, torch.Tensor]:
+        """The group and its next tokens with only the rows still decoding."""
+        if len(keep) < len(g.members):
+            sel = torch.tensor(keep, device=self.device)
+            g.select(sel)
+            nxt = nxt.index_select(0, sel)
+        return g, nxt
+
+    def _decode_step(self, groups: list[Group], nexts: list[torch.Tensor]) -> list[torch.Tensor]:
+        """One decode step for every live row of the wave: the next greedy token per group."""
+        step, row = Step(), 0
+        for g in groups:
+            n, slot = len(g.members), g.filled
+            g.valid[:, slot] = True
+            step.parts.append(Part(slice(row, row + n), g, slot, slice(None), additive_mask(g.valid[:, None, None, :slot + 1], self.dtype)))
+            row += n
+        ids = torch.cat(nexts)[:, None]
+        pos = torch.cat([g.positions for g in groups])[:, None]
+        hidden = self._forward(ids, pos, step, self.decode_rows)
+        out = list(greedy(self._logits(hidden[:, -1])).split([len(g.members) for g in groups]))
+        for g in groups:
+            g.filled += 1
+            g.positions = g.positions + 1
+        return out
 
     # ---- log-likelihood ------------------------------------------------------------------
     def loglikelihood(self, pairs: list[tuple[list[int], list[int]]], pad_id: int, max_rows: int = 256,
@@ -429,7 +320,7 @@ class Engine:
         by_layout: dict[tuple, list[tuple]] = {}
         for ctx, p in contexts:
             by_layout.setdefault((ctx[:p], self._region(len(ctx) - p)), []).append((ctx, p))
-        prefixes: dict[tuple, _Group] = {}
+        prefixes: dict[tuple, Group] = {}
         with self._session():
             for prefix, region in sorted(by_layout, key=lambda k: (-k[1] - len(k[0]), k)):
                 if prefix not in prefixes:

@@ -124,25 +124,7 @@ class AdapterStore:
         that fails verification is replaced by the fresh one.
         """
         src = Path(folder).expanduser()
-        if not src.is_dir():
-            raise RegistryError(f"{src}: adapter folder not found (expected a folder with adapter_config.json and weights)")
-        names = sorted(p for p in src.rglob("*") if p.is_file())
-        rels = [p.relative_to(src).as_posix() for p in names]
-        if not names:
-            raise RegistryError(f"{src}: the adapter folder holds no files")
-        if MANIFEST in rels:
-            raise RegistryError(f"{src}/{MANIFEST}: the store writes its own {MANIFEST}; rename or remove this file first")
-        root = src.resolve()
-        for p in sorted(q for q in src.rglob("*") if q.is_symlink()):
-            if not p.resolve().is_relative_to(root):
-                raise RegistryError(f"{p}: a symlink out of the adapter folder (to {p.resolve()}); refusing to copy what it "
-                                    "points at into the store. Replace it with the file itself")
-        pickles = [r for r in rels if r.rsplit(".", 1)[-1].lower() in PICKLE_SUFFIXES]
-        if pickles:
-            raise RegistryError(f"{src}/{pickles[0]}: pickle weights are refused (loading them can run code); "
-                                "save the adapter with safetensors (peft's save_pretrained does by default)")
-        if not any(r.endswith(".safetensors") for r in rels):
-            raise RegistryError(f"{src}: no .safetensors weights in the adapter folder (found {', '.join(rels[:5])})")
+        names, rels = _adapter_files(src)
         self.root.mkdir(parents=True, exist_ok=True)
         self.clean()
         tmp = self.root / f"{TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -285,3 +267,28 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _adapter_files(src: Path) -> tuple[list[Path], list[str]]:
+    """The files of an adapter folder and their relative names, once it is known to be one the
+    store accepts: safetensors weights, no pickles, no symlink out of it, no manifest of its own."""
+    if not src.is_dir():
+        raise RegistryError(f"{src}: adapter folder not found (expected a folder with adapter_config.json and weights)")
+    names = sorted(p for p in src.rglob("*") if p.is_file())
+    rels = [p.relative_to(src).as_posix() for p in names]
+    if not names:
+        raise RegistryError(f"{src}: the adapter folder holds no files")
+    if MANIFEST in rels:
+        raise RegistryError(f"{src}/{MANIFEST}: the store writes its own {MANIFEST}; rename or remove this file first")
+    root = src.resolve()
+    for p in sorted(q for q in src.rglob("*") if q.is_symlink()):
+        if not p.resolve().is_relative_to(root):
+            raise RegistryError(f"{p}: a symlink out of the adapter folder (to {p.resolve()}); refusing to copy what it "
+                                "points at into the store. Replace it with the file itself")
+    pickles = [r for r in rels if r.rsplit(".", 1)[-1].lower() in PICKLE_SUFFIXES]
+    if pickles:
+        raise RegistryError(f"{src}/{pickles[0]}: pickle weights are refused (loading them can run code); "
+                            "save the adapter with safetensors (peft's save_pretrained does by default)")
+    if not any(r.endswith(".safetensors") for r in rels):
+        raise RegistryError(f"{src}: no .safetensors weights in the adapter folder (found {', '.join(rels[:5])})")
+    return names, rels

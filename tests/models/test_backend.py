@@ -147,7 +147,7 @@ def test_adapter_folder_without_safetensors_is_refused(tiny_backend, tmp_path):
 
 
 def test_plan_batches_splits_off_long_prompts_and_keeps_every_index():
-    from harness.models.backend import plan_batches
+    from harness.models.batching import plan_batches
 
     lengths = [369, 329, 289, 266, 259, 254, 252, 246] + [172, 158, 155, 150, 147, 143, 139, 127] * 3
     plan = plan_batches(lengths, 32, 80)

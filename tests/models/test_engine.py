@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from harness.models import GenerationConfig, HFBackend
-from harness.models.engine import Engine, _greedy, _linear_in_blocks, supports
+from harness.models.engine import Engine, supports
+from harness.models.kernels import greedy, linear_in_blocks
 
 SYSTEM = {"role": "system", "content": "You are terse. Answer in one short line."}
 REQS = [
@@ -144,20 +145,20 @@ def test_linear_blocks_equal_linear_and_rows_are_independent_in_bf16():
     torch.manual_seed(0)
     lin = torch.nn.Linear(96, 40)
     x = torch.randn(300, 96)
-    got = _linear_in_blocks(lin, [64, False], {}, x)
+    got = linear_in_blocks(lin, [64, False], {}, x)
     torch.testing.assert_close(got, torch.nn.functional.linear(x, lin.weight, lin.bias), atol=1e-5, rtol=1e-5)
     lin = lin.to(torch.bfloat16)
     xb = x.to(torch.bfloat16)
-    ref = torch.stack([_linear_in_blocks(lin, [64, False], {}, xb[i:i + 1])[0] for i in range(70)])
+    ref = torch.stack([linear_in_blocks(lin, [64, False], {}, xb[i:i + 1])[0] for i in range(70)])
     for m in (2, 63, 64, 65, 300):
-        assert torch.equal(_linear_in_blocks(lin, [64, False], {}, xb[:m])[: min(m, 70)], ref[: min(m, 70)]), m
+        assert torch.equal(linear_in_blocks(lin, [64, False], {}, xb[:m])[: min(m, 70)], ref[: min(m, 70)]), m
 
 
 def test_greedy_takes_the_first_maximum_like_argmax():
     torch.manual_seed(0)
     x = (torch.randn(40, 5000) * 2).round().to(torch.bfloat16)  # many ties
     for n in (1, 7, 40):
-        assert torch.equal(_greedy(x[:n]), x[:n].float().argmax(-1))
+        assert torch.equal(greedy(x[:n]), x[:n].float().argmax(-1))
 
 
 def test_a_model_the_engine_does_not_know_falls_back_to_generate(tmp_path):

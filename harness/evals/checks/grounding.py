@@ -282,8 +282,13 @@ def faithfulness_problems(summary: str, source: str, min_support: float = 0.4) -
     """What in `summary` the source does not support: numbers, dates, names, flipped negation,
     and too few of its content words (below `min_support`)."""
     src = Source(source)
-    problems = []
-    taken = []
+    return [*_unsupported_figures(summary, src), *_unsupported_names(summary, src), *_flipped_negation(summary, source),
+            *_low_support(summary, src, min_support)]
+
+
+def _unsupported_figures(summary: str, src: Source) -> list[str]:
+    """Dates, numbers, versions and codes of `summary` the source does not have."""
+    problems, taken = [], []
     for span, days in dates(summary):
         taken.append(span)
         if not src.has_date(days):
@@ -303,7 +308,13 @@ def faithfulness_problems(summary: str, source: str, min_support: float = 0.4) -
                 problems.append(f"number {code!r} not in source")
         elif not src.has_run(code):
             problems.append(f"{code!r} not in source")
+    return problems
+
+
+def _unsupported_names(summary: str, src: Source) -> list[str]:
+    """Capitalised names (not a sentence's first word) whose words the source lacks."""
     src_tokens = set(src.tokens)
+    problems = []
     for sent in _SENT.split(summary):
         for m in _NAME.finditer(sent):
             if m.start() == 0:
@@ -311,6 +322,12 @@ def faithfulness_problems(summary: str, source: str, min_support: float = 0.4) -
             name = tokens(m.group())
             if name and not all(t in src_tokens for t in name):
                 problems.append(f"name {m.group()!r} not in source")
+    return problems
+
+
+def _flipped_negation(summary: str, source: str) -> list[str]:
+    """Statements that affirm what the source denies."""
+    problems = []
     src_sents = [(_content_words(s), s) for s in _SENT.split(source) if s.strip()]
     for sent in _SENT.split(summary):
         ws = _content_words(sent)
@@ -332,13 +349,17 @@ def faithfulness_problems(summary: str, source: str, min_support: float = 0.4) -
         theirs = src_said.get(stem, [])
         if len(negs) == 1 and len(theirs) == 1 and theirs[0] and not negs[0]:
             problems.append(f"affirms {stem!r}, which the source denies")
-    ws = [_stem(w) for w in _content_words(summary) if w not in _NEGATION]
-    if ws:
-        src_stems = {_stem(w) for w in src_tokens}
-        support = sum(w in src_stems for w in ws) / len(ws)
-        if support < min_support:
-            problems.append(f"{support:.0%} of its content words are in the source (< {min_support:.0%})")
     return problems
+
+
+def _low_support(summary: str, src: Source, min_support: float) -> list[str]:
+    """Too few of the summary's content words in the source."""
+    ws = [_stem(w) for w in _content_words(summary) if w not in _NEGATION]
+    if not ws:
+        return []
+    src_stems = {_stem(w) for w in src.tokens}
+    support = sum(w in src_stems for w in ws) / len(ws)
+    return [f"{support:.0%} of its content words are in the source (< {min_support:.0%})"] if support < min_support else []
 
 
 @check("faithful")

@@ -1,0 +1,63 @@
+"""What every backend speaks: chat messages in, completions and log-likelihoods out, and the
+generation settings that (with the model's identity) key the completion cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+Messages = list[dict[str, str]]
+
+# Memory the auto batch size may plan for (bytes); overridable per call.
+DEFAULT_MEMORY_BUDGET = 4 * 1024**3
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Generation settings; greedy decoding so results are reproducible and cacheable."""
+
+    max_new_tokens: int = 64
+    batch_size: int | None = None  # rows generated together; None: chosen from the memory budget
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    stop: tuple[str, ...] = ()  # generation ends at the first of these; the text excludes it
+
+    def cache_key(self) -> dict:
+        """What changes outputs (batch size does not: batch N equals batch 1)."""
+        key = {"max_new_tokens": self.max_new_tokens, "decoding": "greedy"}
+        if self.stop:
+            key["stop"] = list(self.stop)
+        return key
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """`text` up to the earliest stop string, and whether one was found."""
+    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[: min(hits)], True) if hits else (text, False)
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float  # wall time of the batch this request was generated in
+    finish_reason: str = "stop"  # "stop" (EOS) or "length"
+
+
+@dataclass
+class LoglikResult:
+    logprob: float  # sum of log-probabilities of the continuation tokens
+    is_greedy: bool  # every continuation token is the argmax
+    n_tokens: int = 0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    fingerprint: str
+
+    @property
+    def identity(self) -> dict: ...
+
+    def generate(self, requests: list[Messages], config: GenerationConfig) -> list[Completion]: ...
+
+    def loglikelihood(self, pairs: list[tuple[Messages, str]]) -> list[LoglikResult]: ...
