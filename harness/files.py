@@ -225,6 +225,22 @@ def exists(p: str | Path) -> bool:
     return _stat_ok(Path.exists, p)
 
 
+def config_path(base: Path, p: Any) -> Any:
+    """A path written in a config file, made absolute from the file's folder `base` (`~`
+    expanded); anything else (a wrong type, an empty value: for validation to name) as it is.
+    Every loader resolves its paths with this, so a config means the same files from any
+    working directory."""
+    if not isinstance(p, (str, Path)) or not str(p):
+        return p
+    q = expand(p)
+    if q.is_absolute():
+        return q
+    try:
+        return (base / q).resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop: the file checks will say it is unusable
+        return base / q
+
+
 def expand(p: str | Path) -> Path:
     """`~` expanded; a `~name` of an unknown user stays as written (and then does not exist)."""
     try:

@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from harness.configmodel import ConfigModel, field_problems
 from harness.errors import ConfigError
-from harness.files import expand, is_file, load_mapping
+from harness.files import config_path, is_file, load_mapping
 
 
 class EvalSettings(ConfigModel):
@@ -76,15 +76,9 @@ class RunConfig(ConfigModel):
 
 
 def _resolve(base: Path, p: Any) -> Any:
-    """A path from the config, made absolute from the config's folder; anything else (a wrong
-    type, left for validation to name) is returned as it is."""
-    if not isinstance(p, str) or not p:
-        return p
-    q = expand(p)
-    try:
-        return str(q if q.is_absolute() else (base / q).resolve())
-    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop: the file checks will say it is unusable
-        return str(base / q)
+    """A path from the config, absolute from the config's folder, as the text the fields hold."""
+    q = config_path(base, p)
+    return str(q) if isinstance(q, Path) else q
 
 
 def _train_problems_of_raw(p: Path, raw, base: Path) -> list[str]:

@@ -21,7 +21,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from harness.configmodel import ConfigModel, field_problems
 from harness.errors import ConfigError
-from harness.files import is_file, load_mapping
+from harness.files import config_path, is_file, load_mapping
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
 TESTS = ("min", "max", "max_drop", "must_improve", "max_ratio", "beats_arm")
@@ -103,7 +103,7 @@ def _read(p: Path, seen: tuple[Path, ...] = ()) -> dict:
         return raw
     if not isinstance(parent, str) or not parent:
         raise ConfigError(f"{p}: field 'extends': a policy file path (relative to this file) or 'default'")
-    parent_path = DEFAULT_POLICY if parent == "default" else (p.parent / parent).resolve()
+    parent_path = DEFAULT_POLICY if parent == "default" else config_path(p.parent, parent)
     if parent_path in seen + (p.resolve(),):
         raise ConfigError(f"{p}: field 'extends': {parent!r} extends this file again (a cycle)")
     merged = _read(parent_path, seen + (p.resolve(),))

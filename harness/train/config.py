@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 
 from harness.configmodel import ConfigModel, field_problems
 from harness.errors import ConfigError
-from harness.files import expand, exists, is_dir, is_file, load_mapping
+from harness.files import config_path, expand, exists, is_dir, is_file, load_mapping
 from harness.models.specs import DEFAULT_MODEL
 from harness.train.methods import METHODS
 
@@ -142,11 +142,8 @@ def _read_source(source, base_dir) -> tuple[dict, str, Path]:
 def _resolve_paths(raw: dict, base: Path) -> dict:
     out = dict(raw)
     for key in ("train_data", "validation_data", "output_dir"):
-        v = out.get(key)
-        if isinstance(v, (str, Path)) and str(v) and not expand(v).is_absolute():
-            out[key] = base / Path(v)
-        elif isinstance(v, (str, Path)) and str(v):
-            out[key] = expand(v)
+        if key in out:
+            out[key] = config_path(base, out[key])
     spec = out.get("base_model")
     if isinstance(spec, str) and spec and not Path(spec).is_absolute() and is_dir(base / spec):
         out["base_model"] = str(base / spec)
