@@ -10,18 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-COMMANDS: dict[str, tuple[str, Callable]] = {}
+from harness.catalog import Catalog
+
+COMMANDS: Catalog[tuple[str, Callable]] = Catalog("command")
 MODULES = ("models", "evals", "gates", "registry", "train", "data", "pipeline", "report", "review")
 
 
 def command(name: str, help: str):
     """Register `name` (space-separated for sub-commands) with its help text."""
-
-    def wrap(fn):
-        COMMANDS[name] = (help, fn)
-        return fn
-
-    return wrap
+    return COMMANDS.decorator(name, lambda fn: (help, fn))
 
 
 def out_json(obj) -> None:

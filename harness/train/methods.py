@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.catalog import Catalog
+
 # The validated training config (`harness.train.config.TrainConfig`), which itself reads METHODS:
 # named by its role here so that this module does not import the config module back.
 TrainConfig = Any
@@ -31,18 +33,13 @@ class Method:
     prompt_learning: bool = False  # virtual tokens instead of modified layers
 
 
-METHODS: dict[str, Method] = {}
+METHODS: Catalog[Method] = Catalog("training method")
 
 
 def method(name: str, *, learning_rate: float, help: str, family: str = "sft", quantize_4bit: bool = False,
            prompt_learning: bool = False):
     """Register a PEFT-config factory under `name`."""
-
-    def wrap(fn):
-        METHODS[name] = Method(name, family, learning_rate, fn, help, quantize_4bit, prompt_learning)
-        return fn
-
-    return wrap
+    return METHODS.decorator(name, lambda fn: Method(name, family, learning_rate, fn, help, quantize_4bit, prompt_learning))
 
 
 def _targets(cfg: TrainConfig):

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.catalog import Catalog
+
 ENTRY_POINT_GROUP = "harness.checks"
 
 
@@ -48,7 +50,7 @@ class CheckInfo:
     description: str
 
 
-REGISTRY: dict[str, CheckInfo] = {}
+REGISTRY: Catalog[CheckInfo] = Catalog("check")
 _entry_points_loaded = False
 
 
@@ -56,11 +58,7 @@ def check(name: str, needs: str = "generation"):
     """Register a check factory under `name`. `needs="loglik"` for checks scored by
     log-likelihood: their callable also has `continuations(case) -> list[str]`."""
 
-    def wrap(factory: Callable) -> Callable:
-        REGISTRY[name] = CheckInfo(name, factory, needs, (inspect.getdoc(factory) or "").split("\n")[0])
-        return factory
-
-    return wrap
+    return REGISTRY.decorator(name, lambda factory: CheckInfo(name, factory, needs, (inspect.getdoc(factory) or "").split("\n")[0]))
 
 
 def _load_entry_points() -> None:
