@@ -56,71 +56,43 @@ def cmd_rollback(p: argparse.ArgumentParser):
     return run
 
 
-@command("status", "For each channel: the active base model, adapter, run, training data, config, eval summary and gate.")
-def cmd_status(p: argparse.ArgumentParser):
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+def _report(p: argparse.ArgumentParser, fetch, render: str, json_help: str = "print JSON instead of text"):
+    """A read-only command: `fetch(registry, args)` printed as JSON or by `harness.registry.render.<render>`."""
+    p.add_argument("--json", action="store_true", help=json_help)
     _registry_arg(p)
 
     def run(a):
-        from harness.registry.render import status_text
+        from harness.registry import render as rendering
 
-        rows = _open(a).status()
+        found = fetch(_open(a), a)
         if a.json:
-            return out_json(rows)
-        print(status_text(rows))
+            return out_json(found)
+        print(getattr(rendering, render)(found))
 
     return run
+
+
+@command("status", "For each channel: the active base model, adapter, run, training data, config, eval summary and gate.")
+def cmd_status(p: argparse.ArgumentParser):
+    return _report(p, lambda reg, a: reg.status(), "status_text")
 
 
 @command("history", "Every promotion and rollback of a channel, oldest first, with who, when and why.")
 def cmd_history(p: argparse.ArgumentParser):
     p.add_argument("channel", help="channel name, e.g. production")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _registry_arg(p)
-
-    def run(a):
-        from harness.registry.render import history_text
-
-        rows = _open(a).history(a.channel)
-        if a.json:
-            return out_json(rows)
-        print(history_text(rows))
-
-    return run
+    return _report(p, lambda reg, a: reg.history(a.channel), "history_text", "print JSON instead of a table")
 
 
 @command("runs", "List recorded runs, newest first: status, adapter, gate verdict and blocking rules, channels serving it.")
 def cmd_runs(p: argparse.ArgumentParser):
     p.add_argument("--limit", type=int, default=50, help="how many runs (default: 50)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _registry_arg(p)
-
-    def run(a):
-        from harness.registry.render import runs_text
-
-        rows = _open(a).runs(limit=a.limit)
-        if a.json:
-            return out_json(rows)
-        print(runs_text(rows))
-
-    return run
+    return _report(p, lambda reg, a: reg.runs(limit=a.limit), "runs_text", "print JSON instead of a table")
 
 
 @command("show", "Everything recorded about a run: config, environment, timings, adapter, evals, gate decisions.")
 def cmd_show(p: argparse.ArgumentParser):
     p.add_argument("run", help="run id (see `harness runs`)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    _registry_arg(p)
-
-    def run(a):
-        from harness.registry.render import show_text
-
-        info = _open(a).show(a.run)
-        if a.json:
-            return out_json(info)
-        print(show_text(info))
-
-    return run
+    return _report(p, lambda reg, a: reg.show(a.run), "show_text")
 
 
 @command("verify", "Re-hash every stored adapter against its manifest; exit 1 if any is damaged.")
