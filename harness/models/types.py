@@ -53,11 +53,42 @@ class LoglikResult:
 
 @runtime_checkable
 class Backend(Protocol):
-    fingerprint: str
+    """What the evals, the pipeline and the plugin use of a model: every backend (`HFBackend`,
+    in process; `OpenAIBackend`, a server) implements all of it."""
+
+    fingerprint: str  # the base weights' fingerprint (computed locally, also for a served model)
+    spec: str  # the model spec it was made from
+    adapters: dict  # adapter name -> its folder
+    active_adapter: str | None
+    dtype: str
+    device: str
+    engine: str
+    quantize: str | None
 
     @property
-    def identity(self) -> dict: ...
+    def identity(self) -> dict:
+        """What computes the outputs (engine, dtype, device, versions): in every cache key."""
 
-    def generate(self, requests: list[Messages], config: GenerationConfig) -> list[Completion]: ...
+    @property
+    def adapter_hash(self) -> str | None:
+        """The active adapter's store hash, or None for the base."""
 
-    def loglikelihood(self, pairs: list[tuple[Messages, str]]) -> list[LoglikResult]: ...
+    @property
+    def served_by(self) -> dict | None:
+        """Where a served model runs (address, engine, version), recorded beside the results."""
+
+    def load_adapter(self, path, name: str | None = None) -> str:
+        """Attach (or find served) a PEFT adapter folder and make it active; returns its name."""
+
+    def set_adapter(self, name: str | None) -> None:
+        """Switch to a loaded adapter, or None for the base."""
+
+    def render(self, messages: Messages) -> str:
+        """The chat as the model reads it (its chat template)."""
+
+    def generate(self, requests: list[Messages], config: GenerationConfig, progress=None) -> list[Completion]:
+        """Greedy completions, in input order; `progress(n)` as requests finish."""
+
+    def loglikelihood(self, pairs: list[tuple[Messages, str]], batch_size: int | None = None,
+                      progress=None) -> list[LoglikResult]:
+        """Sum log-prob of each continuation after its chat context, in input order."""

@@ -15,6 +15,7 @@ class RunContext:
         self.con = console()
         self._backend = None
         self._quantized = None  # the 4-bit base a QLoRA candidate runs on
+        self._server = None  # the `vllm serve` of eval.backend vllm
 
     @property
     def run_id(self) -> str:
@@ -29,6 +30,8 @@ class RunContext:
 
     def backend(self):
         """The base model as the evals run it (loaded on first use)."""
+        if self._backend is None and self.cfg.eval.backend != "hf":
+            self._backend = self._served_backend()
         if self._backend is None:
             from harness.models import HFBackend
             from harness.train.methods import METHODS
@@ -39,6 +42,39 @@ class RunContext:
             self._backend = HFBackend.from_spec(self.cfg.base_model, dtype=self.cfg.eval.dtype, device=self.cfg.eval.device,
                                                 engine=engine)
         return self._backend
+
+    def _served_backend(self):
+        """eval.backend vllm: a `vllm serve` of the base started now (stopped by `close`);
+        openai: the running server of eval.server.url."""
+        from harness.models.openai_backend import OpenAIBackend
+
+        ev = self.cfg.eval
+        if ev.backend == "vllm":
+            from harness.models import resolve
+            from harness.models.device import placement
+            from harness.models.server import VLLMServer
+
+            dtype = placement(ev.dtype, ev.device)[0]
+            log = self.state.folder / "vllm.log"
+            self._server = VLLMServer(resolve(self.cfg.base_model).path, ev.server.model or "base", dtype=dtype,
+                                      command=ev.server.command, max_lora_rank=ev.server.max_lora_rank, args=ev.server.args,
+                                      log_path=log, startup_timeout_s=ev.server.startup_timeout_s)
+            self.say(f"starting vllm serve ({dtype}; log {log})")
+            self._server.start()
+            url, name = self._server.url, self._server.served_model
+        else:
+            url, name, dtype = ev.server.url, ev.server.model, ev.dtype
+        return OpenAIBackend.connect(url, name, self.cfg.base_model, dtype=dtype, concurrency=ev.server.concurrency,
+                                     timeout_s=ev.server.timeout_s)
+
+    def close(self) -> None:
+        """Stop what the run started: the model server."""
+        if self._backend is not None and hasattr(self._backend, "close"):
+            self._backend.close()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self._backend = None
 
     def candidate_backend(self, folder: str | Path):
         """(backend, adapter name) of a trained artifact, run as it was trained: an adapter on the

@@ -79,6 +79,7 @@ def run_stages(ctx: RunContext) -> dict:
             raise RunFailed(f"run {ctx.run_id} failed at stage {stage!r}: {e}") from None
         raise
     finally:
+        ctx.close()  # a model server the run started stops with the run, also on Ctrl-C
         restore()
         lease.release()
     if ctx.reg.get_run(ctx.run_id)["status"] != "finished":  # a promotion finished it in its own transaction

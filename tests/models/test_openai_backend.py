@@ -1,0 +1,72 @@
+"""OpenAIBackend's refusals that need no vLLM: nothing listening, and a server whose completions
+carry no prompt log-probabilities (llama.cpp's server answers `echo` + `logprobs` that way; it
+does not run on this machine, so a small HTTP server answers in its shape)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+SPEC = "smollm2-135m-instruct"
+
+
+class LlamaCppLike(BaseHTTPRequestHandler):
+    """`/v1/models` and `/v1/completions` as llama.cpp's server answers them: a completion, and
+    no `logprobs` for the prompt however it is asked."""
+
+    def _send(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        if self.path == "/v1/models":
+            return self._send({"object": "list", "data": [{"id": "base", "object": "model", "owned_by": "llamacpp"}]})
+        self.send_error(404)
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/v1/completions":
+            return self._send({"object": "text_completion", "model": "base",
+                               "choices": [{"index": 0, "text": " yes", "logprobs": None, "finish_reason": "length"}]})
+        self.send_error(404)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def llamacpp_like():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), LlamaCppLike)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_a_server_without_prompt_logprobs_is_refused_by_name_before_any_choice_is_scored(llamacpp_like):
+    from harness.models.openai_backend import OpenAIBackend, ServerError
+
+    be = OpenAIBackend.connect(llamacpp_like, "base", SPEC)
+    assert be.identity["engine"] == "llamacpp-server"
+    messages = [{"role": "user", "content": "Is the sky blue?"}]
+    with pytest.raises(ServerError) as e:
+        be.loglikelihood([(messages, " yes"), (messages, " no")])
+    msg = str(e.value)
+    assert llamacpp_like in msg and "(llamacpp)" in msg and "does not return prompt log-probabilities" in msg
+
+
+def test_nothing_listening_and_an_unknown_served_name_are_clear_errors(llamacpp_like):
+    from harness.models.openai_backend import OpenAIBackend, ServerError
+    from harness.models.server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServerError, match=rf"cannot reach the model server at {url} \(connection refused\)"):
+        OpenAIBackend.connect(url, "base", SPEC)
+    with pytest.raises(ServerError, match=r"does not serve a model named 'llama' \(it serves: base\)"):
+        OpenAIBackend.connect(llamacpp_like + "/v1", "llama", SPEC)
