@@ -113,13 +113,37 @@ def cmd_verify(p: argparse.ArgumentParser):
     return run
 
 
-@command("export", "Print how to serve a channel's adapter: vLLM's --lora-modules argument, or the adapter folder.")
+@command("export", "Print how to serve a channel's adapter: a `vllm serve` command, vLLM's --lora-modules argument, or the folder.")
 def cmd_export(p: argparse.ArgumentParser):
     p.add_argument("channel", help="channel name, e.g. production")
-    p.add_argument("--format", choices=["vllm", "path"], default="vllm", help="vllm: `--lora-modules NAME=PATH`; path: the verified adapter folder")
+    p.add_argument("--format", choices=["vllm", "lora-modules", "path", "merged"], default="vllm",
+                   help="vllm: a complete `vllm serve` command (base, --enable-lora, --max-lora-rank, --lora-modules, the "
+                        "gated dtype); lora-modules: only `--lora-modules NAME=PATH`; path: the verified adapter folder; "
+                        "merged: the adapter merged into its base, written to --out after a fidelity check")
+    p.add_argument("--port", type=int, default=8000, help="vllm: the port in the printed command (default: 8000)")
+    p.add_argument("--out", metavar="DIR", help="merged: the folder to write (new or empty)")
+    p.add_argument("--min-identical", type=float, default=0.98, metavar="RATE",
+                   help="merged: the least share of the gate's generated cases whose output must be token-identical to "
+                        "base + adapter's (default: 0.98)")
+    p.add_argument("--max-delta", type=float, default=0.02, metavar="D",
+                   help="merged: the most any rate metric may move against base + adapter (default: 0.02)")
+    p.add_argument("--max-cases", type=int, metavar="N", help="merged: check on at most N cases per suite (default: the run's)")
+    p.add_argument("--json", action="store_true", help="merged: print the export's registry row as JSON")
     _registry_arg(p)
 
     def run(a):
-        print(_open(a).export(a.channel, fmt=a.format))
+        if a.format != "merged":
+            return print(_open(a).export(a.channel, fmt=a.format, port=a.port))
+        from harness.errors import HarnessError
+        from harness.merge import export_merged
+        from harness.registry.render import fidelity_text
+
+        if not a.out:
+            raise HarnessError("export --format merged needs --out DIR: the folder the merged model is written to")
+        entry = export_merged(_open(a), a.channel, a.out, min_identical=a.min_identical, max_delta=a.max_delta,
+                              max_cases=a.max_cases)
+        if a.json:
+            return out_json(entry)
+        print(f"{a.channel}: merged model written to {entry['path']} (export #{entry['id']}): {fidelity_text(entry['fidelity'])}")
 
     return run

@@ -74,21 +74,21 @@ def cached_loglikelihood(backend, pairs: list, cache: CompletionCache | None, la
     return out, n_cached, n_new
 
 
-def _ranked(suite: Suite, cases: list[Case]) -> list[Case]:
+def hash_ranked(suite: Suite, cases: list[Case]) -> list[Case]:
     """Cases in a fixed pseudo-random order that depends only on the suite name and case ids."""
     return sorted(cases, key=lambda c: hashlib.sha256(f"{suite.name}:{c.id}".encode()).hexdigest())
 
 
 def latency_sample(suite: Suite, cases: list[Case], n: int) -> list[Case]:
     """A fixed sample: the same cases for every model, so latency comparisons are paired."""
-    return _ranked(suite, cases)[:n]
+    return hash_ranked(suite, cases)[:n]
 
 
 def selection_split(suite: Suite, n: int) -> list[Case]:
     """The fixed cases a checkpoint is selected on (`checkpoint_selection.on: suite`), in suite
     order: the last `n` of the hash ranking, so a sampled eval (`max_cases`, the first of the
     ranking) shares as few of them as possible; the gate leaves them out."""
-    keep = {c.id for c in _ranked(suite, suite.cases)[::-1][:n]}
+    keep = {c.id for c in hash_ranked(suite, suite.cases)[::-1][:n]}
     return [c for c in suite.cases if c.id in keep]
 
 
@@ -99,7 +99,7 @@ def sample_cases(suite: Suite, n: int | None) -> Suite:
     total = len(suite.cases)
     if n is None or n >= total:
         return suite
-    keep = {c.id for c in _ranked(suite, suite.cases)[:n]}
+    keep = {c.id for c in hash_ranked(suite, suite.cases)[:n]}
     return dataclasses.replace(suite, cases=[c for c in suite.cases if c.id in keep], sampled_from=total)
 
 

@@ -52,6 +52,17 @@ def find_vllm(command: str | list[str] | None = None) -> list[str]:
                       "environment, no vllm on PATH): run `make vllm`, or set eval.server.command")
 
 
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM accepts
+
+
+def lora_rank_for(r: int) -> int:
+    """The smallest --max-lora-rank vLLM accepts that serves an adapter of rank `r`."""
+    for k in LORA_RANKS:
+        if k >= r:
+            return k
+    raise ServerError(f"a LoRA of rank {r} is above the largest rank vLLM serves ({LORA_RANKS[-1]})")
+
+
 def _has_cuda() -> bool:
     import torch
 

@@ -52,12 +52,13 @@ class RunContext:
         if ev.backend == "vllm":
             from harness.models import resolve
             from harness.models.device import placement
-            from harness.models.server import VLLMServer
+            from harness.models.server import VLLMServer, lora_rank_for
 
             dtype = placement(ev.dtype, ev.device)[0]
+            rank = lora_rank_for(max(ev.server.max_lora_rank, self.train_cfg.lora.r))
             log = self.state.folder / "vllm.log"
             self._server = VLLMServer(resolve(self.cfg.base_model).path, ev.server.model or "base", dtype=dtype,
-                                      command=ev.server.command, max_lora_rank=ev.server.max_lora_rank, args=ev.server.args,
+                                      command=ev.server.command, max_lora_rank=rank, args=ev.server.args,
                                       log_path=log, startup_timeout_s=ev.server.startup_timeout_s)
             self.say(f"starting vllm serve ({dtype}; log {log})")
             self._server.start()

@@ -123,14 +123,14 @@ def _evaluate_sequentially(ctx: RunContext, be, label: str, out: Path) -> dict:
     chunks come back from the completion cache, so each look generates only its own cases."""
     from harness.evals import write_result
     from harness.evals.cache import CompletionCache
-    from harness.evals.runner import _ranked
+    from harness.evals.runner import hash_ranked
     from harness.gates import decide, load_policy
     from harness.gates.sequential import chunk_sizes, describe, plan_looks, settled
 
     policy = load_policy(ctx.cfg.policy)
     looks = plan_looks(ctx.cfg.eval.looks, policy.confidence)
     suites = ctx.gate_suites()
-    order = {s.name: _ranked(s, s.cases) for s in suites}
+    order = {s.name: hash_ranked(s, s.cases) for s in suites}
     sizes = {s.name: chunk_sizes(len(s.cases), looks) for s in suites}
     totals = {s.name: len(s.cases) for s in suites}
     cache = CompletionCache()

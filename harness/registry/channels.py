@@ -24,7 +24,7 @@ from harness.registry.errors import NotFound, PromotionRefused, RegistryError, R
 from harness.registry.schema import decode, now
 
 CHANNEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-EXPORT_FORMATS = ("vllm", "path")
+EXPORT_FORMATS = ("vllm", "lora-modules", "path")
 
 
 def check_channel_name(channel: str) -> str:
@@ -49,7 +49,7 @@ def headline(metrics: dict | None) -> dict:
     return out
 
 
-def _failed_rules(decision: dict | None) -> list[str]:
+def failed_rules(decision: dict | None) -> list[str]:
     """The rules that blocked a gate decision (`metric [slice] test`), as `GateDecision.to_dict`
     writes them (`blocking: true`); older shapes with `passed: false` and a `name` are read too."""
     rules = (decision or {}).get("rules") if isinstance(decision, dict) else None
@@ -147,7 +147,7 @@ class ChannelOps:
             if gate is None:
                 problems.append(f"run {run_id} has no gate decision (run its gate first)")
             elif not gate["passed"]:
-                failed = _failed_rules(gate["decision"])
+                failed = failed_rules(gate["decision"])
                 rules = f" on {', '.join(failed)}" if failed else ""
                 problems.append(f"run {run_id}'s latest gate decision (#{gate['id']}, {gate['created']}) failed{rules}")
             if cur and cur["base_fingerprint"] != base:
@@ -237,9 +237,12 @@ class ChannelOps:
             })
         return out
 
-    def export(self, channel: str, fmt: str = "vllm") -> str:
-        """How to serve a channel's adapter: vLLM's `--lora-modules NAME=PATH` (`--model PATH` for a
-        fully fine-tuned model), or the folder path.
+    def export(self, channel: str, fmt: str = "vllm", port: int = 8000) -> str:
+        """How to serve a channel's adapter. `vllm`: a complete `vllm serve` command (the base's
+        folder, --enable-lora, --max-lora-rank from the adapter's config, the adapter under the
+        channel's name and under the name the harness looks it up by, the dtype its gate was
+        evaluated in); `lora-modules`: only vLLM's `--lora-modules NAME=PATH` (`--model PATH` for a
+        fully fine-tuned model); `path`: the folder.
 
         The adapter is verified first; a damaged one raises `TamperedAdapter` instead of exporting.
         """
@@ -249,6 +252,40 @@ class ChannelOps:
         path: Path = self.adapter_path(cur["adapter_hash"])
         if fmt == "path":
             return str(path)
-        if (self._adapter_row(cur["adapter_hash"]) or {}).get("method") == "full":  # a whole model, not an adapter
-            return f"--model {shlex.quote(str(path))} --served-model-name {shlex.quote(channel)}"
-        return f"--lora-modules {shlex.quote(f'{channel}={path}')}"
+        full = (self._adapter_row(cur["adapter_hash"]) or {}).get("method") == "full"  # a whole model, not an adapter
+        if fmt == "lora-modules":
+            if full:
+                return f"--model {shlex.quote(str(path))} --served-model-name {shlex.quote(channel)}"
+            return f"--lora-modules {shlex.quote(f'{channel}={path}')}"
+        return shlex.join(self._serve_argv(channel, cur, path, full, port))
+
+    def _serve_argv(self, channel: str, cur: dict, path: Path, full: bool, port: int) -> list[str]:
+        import json
+
+        from harness.models.openai_backend import served_adapter_name
+        from harness.models.server import lora_rank_for
+        from harness.models.specs import resolve
+
+        dtype = self.gated_dtype(cur.get("run_id"))
+        tail = [*(["--dtype", dtype] if dtype else []), "--port", str(port)]
+        if full:
+            return ["vllm", "serve", str(path), "--served-model-name", channel, *tail]
+        base = self.get_base_model(cur["base_fingerprint"])
+        if base is None:
+            raise RegistryError(f"channel {channel!r}: its base model {cur['base_fingerprint'][:12]} is not recorded")
+        rank = json.loads((path / "adapter_config.json").read_text()).get("r") or 16
+        name = served_adapter_name(cur["adapter_hash"])
+        return ["vllm", "serve", str(resolve(base["spec"]).path), "--served-model-name", "base", "--enable-lora",
+                "--max-lora-rank", str(lora_rank_for(int(rank))), "--lora-modules", f"{channel}={path}", f"{name}={path}", *tail]
+
+    def gated_dtype(self, run_id: str | None) -> str | None:
+        """The dtype the run's candidate was evaluated in (what the gate passed), if recorded."""
+        import json
+
+        for e in self.evals(run_id, role="candidate") if run_id else []:
+            summary = Path(e["results_path"]) / "summary.json"
+            if summary.is_file():
+                dtype = (json.loads(summary.read_text()).get("identity") or {}).get("dtype")
+                if dtype in ("float32", "bfloat16", "float16"):
+                    return dtype
+        return None

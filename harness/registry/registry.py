@@ -18,9 +18,10 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.paths import harness_home
-from harness.registry.channels import ChannelOps, _failed_rules
+from harness.registry.channels import ChannelOps, failed_rules
 from harness.registry.environment import capture_environment, default_actor
 from harness.registry.errors import NotFound, RegistryError
+from harness.registry.exports import ExportOps
 from harness.registry.schema import connect, decode, dumps, migrate, now
 from harness.registry.store import AdapterStore
 from harness.registry.votes import VoteOps
@@ -38,7 +39,7 @@ def default_registry_path() -> Path:
     return harness_home() / "registry.db"
 
 
-class Registry(ChannelOps, VoteOps):
+class Registry(ChannelOps, VoteOps, ExportOps):
     """The registry file plus its adapter store.
 
     path: the SQLite file (default `$HARNESS_HOME/registry.db`); ":memory:" for a throwaway one.
@@ -255,7 +256,7 @@ class Registry(ChannelOps, VoteOps):
         rows = [decode("runs", r) for r in self.db.query("SELECT * FROM runs ORDER BY created DESC, rowid DESC LIMIT ?", [limit])]
         for r in rows:
             g = self.latest_gate(r["id"])
-            r["gate"] = {"passed": g["passed"], "blocking": _failed_rules(g.get("decision"))} if g else None
+            r["gate"] = {"passed": g["passed"], "blocking": failed_rules(g.get("decision"))} if g else None
             r["serving"] = [x[0] for x in self.db.execute("SELECT name FROM channels WHERE run_id = ? ORDER BY name", [r["id"]])]
             train = ((r.get("timings") or {}).get("train") or {}).get("seconds")
             r["cost"] = {"train_s": train, "per_call": per_call_cost(self.evals(r["id"]))}
@@ -271,6 +272,7 @@ class Registry(ChannelOps, VoteOps):
             "evals": self.evals(run_id),
             "gates": self.gates(run_id),
             "active_on": [r[0] for r in self.db.execute("SELECT name FROM channels WHERE run_id = ? ORDER BY name", [run_id])],
+            "exports": self.exports(run_id),
         }
 
     # ---- adapters --------------------------------------------------------------------------

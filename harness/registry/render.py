@@ -120,7 +120,18 @@ def show_text(info: dict) -> str:
         lines.append(f"gate      #{g['id']} {'passed' if g['passed'] else 'FAILED'}  {g['created']}")
     if info["active_on"]:
         lines.append(f"active on {', '.join(info['active_on'])}")
+    for x in info.get("exports") or []:
+        lines.append(f"export    {x['format']} of {x['channel']} {'written to ' + x['path'] if x['passed'] else 'REFUSED'}: "
+                     f"{fidelity_text(x['fidelity'])}")
     return "\n".join(lines)
+
+
+def fidelity_text(f: dict) -> str:
+    """One line: how closely a merged model reproduces base + adapter on the gate's cases."""
+    worst = max(f.get("deltas", {}).items(), key=lambda kv: abs(kv[1]), default=None)
+    return (f"{f['identical']}/{f['generated']} outputs token-identical ({f['identical_rate']:.3f}, needs "
+            f"{f['min_identical']:g}); {f['choices_agree']}/{f['choices']} choices agree"
+            + (f"; largest metric delta {worst[0]} {worst[1]:+.4f} (allowed {f['max_delta']:g})" if worst else ""))
 
 
 def verify_text(rows: list[dict]) -> str:

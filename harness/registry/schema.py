@@ -34,6 +34,7 @@ JSON_COLUMNS = {
     "evals": ("metrics",),
     "gate_decisions": ("decision",),
     "audit_log": ("details",),
+    "exports": ("fidelity",),
 }
 
 
@@ -193,7 +194,20 @@ def _v4_eval_identity(db: Database) -> None:
         db["evals"].add_column(col, str)
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_append_only_and_indexes, _v3_votes, _v4_eval_identity]
+def _v5_exports(db: Database) -> None:
+    """Exports of a channel's adapter (`harness export --format merged`): where, and the
+    merge-fidelity check that allowed or refused it."""
+    db["exports"].create(
+        {"id": int, "channel": str, "run_id": str, "adapter_hash": str, "format": str, "path": str,
+         "fidelity": str, "passed": int, "created": str},
+        pk="id",
+        not_null={"channel", "adapter_hash", "format", "passed"},
+    )
+    db["exports"].create_index(["run_id"])
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_append_only_and_indexes, _v3_votes, _v4_eval_identity,
+                                                 _v5_exports]
 
 
 def schema_version(db: Database) -> int:

@@ -37,6 +37,7 @@ class RunData:
     candidate: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)  # suite -> case id -> {"input", "expected"}
     active_on: list[str] = field(default_factory=list)
+    exports: list[dict] = field(default_factory=list)  # merged exports of the run's adapter (fidelity checks)
     registry_path: str = ""
     notes: list[str] = field(default_factory=list)  # what could not be read, shown on the page
     sources: list[str] = field(default_factory=list)  # files the page was rendered from
@@ -133,7 +134,7 @@ def collect_run(run_id: str, registry, run_dir: str | Path | None = None) -> Run
     shown = registry.show(run_id)
     run = shown["run"]
     data = RunData(run_id=run_id, run=run, adapter=shown["adapter"], dataset=shown["dataset"], evals=shown["evals"],
-                   active_on=shown["active_on"], registry_path=str(registry.path))
+                   active_on=shown["active_on"], exports=shown.get("exports") or [], registry_path=str(registry.path))
     data.sources.append(f"{registry.path} (registry)")
     if run.get("base_fingerprint"):
         data.base_model = registry.get_base_model(run["base_fingerprint"])

@@ -101,3 +101,16 @@ def data_report(d: RunData) -> dict | None:
             "more_findings": max(len(findings) - MAX_FINDINGS, 0),
         })
     return {"files": out, "override_reason": (dc.override_reason if dc else None) or ""}
+
+
+def exports(d: RunData) -> list[dict]:
+    """The merged exports of the run's adapter, with their fidelity checks."""
+    rows = []
+    for x in d.exports:
+        f = x.get("fidelity") or {}
+        worst = max((f.get("deltas") or {}).items(), key=lambda kv: abs(kv[1]), default=None)
+        rows.append({"id": x["id"], "format": x["format"], "channel": x["channel"], "passed": x["passed"], "path": x.get("path"),
+                     "identical": f.get("identical"), "generated": f.get("generated"), "rate": f.get("identical_rate"),
+                     "min_identical": f.get("min_identical"), "choices": f.get("choices"), "choices_agree": f.get("choices_agree"),
+                     "worst": worst, "max_delta": f.get("max_delta")})
+    return rows

@@ -137,7 +137,7 @@ def write_run_report(run_id: str, registry=None, out_dir: str | Path = "reports"
     context = {
         "head": sections.header(data), "gate": sections.gate(data), "plan": sections.plan(data), "metrics": sections.metrics(data),
         "slices": sections.slices(data), "latency": sections.latency(data), "cost": sections.cost(data), "training": provenance.training(data),
-        "data": provenance.data_report(data), "flips": sections.flips(data), "notes": data.notes,
+        "data": provenance.data_report(data), "exports": provenance.exports(data), "flips": sections.flips(data), "notes": data.notes,
         "sources": sorted(set(data.sources)), "folder": str(data.folder) if data.folder else "",
     }
     html = render("run.html.j2", context, script=_asset("filter.js.j2"))

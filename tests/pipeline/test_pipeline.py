@@ -318,7 +318,7 @@ def test_full_and_qlora_runs_are_evaluated_as_trained(method, tiny_model_dir, tm
     if method == "full":
         assert (stored / "model.safetensors").is_file() and not (stored / "adapter_config.json").exists()
         assert cand.adapter_hash is None and cand.model_fingerprint == model_fingerprint(stored) != base.model_fingerprint
-        assert s["promoted"] is True and reg.export("production").startswith(f"--model {stored} ")
+        assert s["promoted"] is True and reg.export("production", fmt="lora-modules").startswith(f"--model {stored} ")
     else:
         assert cand.identity["quantization"] == "nf4" and "quantization" not in base.identity
         assert cand.adapter_hash == s["adapter_hash"] and cand.model_fingerprint == base.model_fingerprint

@@ -138,9 +138,9 @@ def test_export_gives_a_servable_verified_adapter(reg, tmp_path):
     reg.promote(run, "production")
     path = reg.export("production", fmt="path")
     assert path == str(reg.store.root / _adapter(reg, run))
-    flag, value = shlex.split(reg.export("production", fmt="vllm"))
+    flag, value = shlex.split(reg.export("production", fmt="lora-modules"))
     assert flag == "--lora-modules" and value == f"production={path}"
-    with pytest.raises(RegistryError, match="not one of vllm, path"):
+    with pytest.raises(RegistryError, match="not one of vllm, lora-modules, path"):
         reg.export("production", fmt="onnx")
     with open(f"{path}/adapter_model.safetensors", "r+b") as f:
         f.seek(100)

@@ -76,7 +76,7 @@ def test_runs_show_export(setup, capsys):
     assert main(["export", "production", "--format", "path", *opt]) == 0
     path = capsys.readouterr().out.strip()
     assert path == str(reg.store.root / reg.get_run(a)["adapter_hash"])
-    assert main(["export", "production", *opt]) == 0
+    assert main(["export", "production", "--format", "lora-modules", *opt]) == 0
     assert shlex.split(capsys.readouterr().out) == ["--lora-modules", f"production={path}"]
 
 
