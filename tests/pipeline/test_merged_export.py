@@ -6,8 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from harness.cli import main
-from tests.pipeline.test_pipeline import home, write_run  # noqa: F401  (fixture)
+from tests.pipeline.test_pipeline import write_run
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
 
 
 def test_merged_export_is_written_after_its_fidelity_check_and_refused_below_the_threshold(tiny_model_dir, tmp_path, home,
