@@ -69,6 +69,11 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def machine_args() -> list[str]:
+    """What `vllm serve` needs on this machine: on a CPU, a share of RAM it can have."""
+    return [] if _has_cuda() else ["--gpu-memory-utilization", CPU_MEMORY_SHARE]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,8 +109,8 @@ class VLLMServer:
 
     def argv(self) -> list[str]:
         extra = list(self.args)
-        if not any(a.startswith("--gpu-memory-utilization") for a in extra) and not _has_cuda():
-            extra += ["--gpu-memory-utilization", CPU_MEMORY_SHARE]
+        if not any(a.startswith("--gpu-memory-utilization") for a in extra):
+            extra += machine_args()
         return [*find_vllm(self.command), "--model", self.model_path, "--served-model-name", self.served_model,
                 "--host", "127.0.0.1", "--port", str(self.port), "--dtype", self.dtype, "--seed", "0",
                 "--enable-lora", "--max-lora-rank", str(self.max_lora_rank), *extra]

@@ -263,11 +263,11 @@ class ChannelOps:
         import json
 
         from harness.models.openai_backend import served_adapter_name
-        from harness.models.server import lora_rank_for
+        from harness.models.server import lora_rank_for, machine_args
         from harness.models.specs import resolve
 
         dtype = self.gated_dtype(cur.get("run_id"))
-        tail = [*(["--dtype", dtype] if dtype else []), "--port", str(port)]
+        tail = [*(["--dtype", dtype] if dtype else []), *machine_args(), "--port", str(port)]
         if full:
             return ["vllm", "serve", str(path), "--served-model-name", channel, *tail]
         base = self.get_base_model(cur["base_fingerprint"])

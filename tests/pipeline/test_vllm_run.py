@@ -62,7 +62,7 @@ def test_run_on_a_vllm_server_completes_the_loop_and_the_exported_command_serves
         summ = json.loads((Path(e["results_path"]) / "summary.json").read_text())
         assert summ["identity"]["engine"] == "vllm-server" and summ["served_by"]["served_model"] == "base"
         results[(e["role"], e["suite"])] = Path(e["results_path"])
-    assert "Uvicorn running" in (Path(summary["run_folder"]) / "vllm.log").read_text()
+    assert "Application startup complete" in (Path(summary["run_folder"]) / "vllm.log").read_text()
 
     # the exported command, run exactly as printed (vllm on PATH), serves the channel's adapter
     assert main(["export", "production", "--format", "vllm", "--port", "0"]) == 0
