@@ -9,6 +9,7 @@ from harness.evals.cache import CompletionCache
 from harness.evals.results import SuiteResult, load_results, write_result
 from harness.evals.runner import evaluate_suite, rescore
 from harness.evals.suite import find_suites, load_suite
+from harness.models.types import Backend
 from harness.paths import harness_home
 
 
@@ -56,7 +57,7 @@ def run_eval(
     batch_size: int | None = None,
     latency_n: int | None = None,
     use_cache: bool = True,
-    backend=None,
+    backend: Backend | None = None,
     arm: str = "base",
     shots=None,
     max_cases: int | None = None,

@@ -20,7 +20,7 @@ from harness.evals.checks.registry import CheckResult, Sample
 from harness.evals.results import SuiteResult, build_summary
 from harness.evals.stats import percentiles
 from harness.evals.suite import Case, Suite
-from harness.models.types import Completion, GenerationConfig
+from harness.models.types import Backend, Completion, GenerationConfig
 
 ShotsFn = Callable[[Case], list[dict]]
 INVARIANCE_SAMPLE = 2  # cases per suite generated again alone to check batch invariance (besides the latency sample)
@@ -50,7 +50,7 @@ def _through_cache(keys: list[str], cache_get, cache_put, compute, label: str):
     return [found[k] for k in keys], new, n_cached, len(todo)
 
 
-def cached_generate(backend, messages: list, config: GenerationConfig, cache: CompletionCache | None, label: str = "generating",
+def cached_generate(backend: Backend, messages: list, config: GenerationConfig, cache: CompletionCache | None, label: str = "generating",
                     fresh: set[int] | None = None):
     """Completions for every request, generating only those not in the cache (each distinct
     request once). Returns (list, n_from_cache, n_generated); `fresh` collects the indices of
@@ -65,7 +65,7 @@ def cached_generate(backend, messages: list, config: GenerationConfig, cache: Co
     return out, n_cached, n_new
 
 
-def cached_loglikelihood(backend, pairs: list, cache: CompletionCache | None, label: str = "scoring choices"):
+def cached_loglikelihood(backend: Backend, pairs: list, cache: CompletionCache | None, label: str = "scoring choices"):
     ident = backend.identity
     keys = [CompletionCache.loglik_key(ident, backend.fingerprint, backend.adapter_hash, m, c) for m, c in pairs]
     out, _, n_cached, n_new = _through_cache(
@@ -117,7 +117,7 @@ def generation_config(suite: Suite, batch_size: int | None = None) -> Generation
     return GenerationConfig(max_new_tokens=gen.max_new_tokens, batch_size=batch_size, stop=tuple(gen.stop))
 
 
-def _timed(backend, suite: Suite, case: Case, one: GenerationConfig, shots: ShotsFn | None) -> tuple[dict, str]:
+def _timed(backend: Backend, suite: Suite, case: Case, one: GenerationConfig, shots: ShotsFn | None) -> tuple[dict, str]:
     """One case generated alone: its latency sample, and the text."""
     [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
     return {"case_id": case.id, "latency_s": c.latency_s, "completion_tokens": c.completion_tokens,
@@ -133,7 +133,7 @@ def _latency_summary(samples: list[dict]) -> dict:
     return lat
 
 
-def measure_latency(backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, shots: ShotsFn | None,
+def measure_latency(backend: Backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, shots: ShotsFn | None,
                     texts: dict[str, str] | None = None) -> dict:
     """p50/p95/p99 and tokens/s over a fixed sample generated one at a time (never cached);
     `texts` collects what each sampled case generated alone."""
@@ -152,8 +152,8 @@ def measure_latency(backend, suite: Suite, cases: list[Case], config: Generation
     return _latency_summary(samples)
 
 
-def time_paired(backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, adapter: str | None,
-                shots: ShotsFn | None = None, candidate_backend=None) -> tuple[dict, dict]:
+def time_paired(backend: Backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, adapter: str | None,
+                shots: ShotsFn | None = None, candidate_backend: Backend | None = None) -> tuple[dict, dict]:
     """Latency of the base model and of the candidate on the same fixed sample, both in this
     process, one case at a time, alternating which of the two goes first (so drift and warm
     caches touch both alike): a paired measurement, where a cached baseline's timing from another
@@ -178,7 +178,7 @@ def time_paired(backend, suite: Suite, cases: list[Case], config: GenerationConf
     return base, cand
 
 
-def check_batch_invariance(backend, suite: Suite, fresh: list[Case], batched: dict[str, Completion], config: GenerationConfig,
+def check_batch_invariance(backend: Backend, suite: Suite, fresh: list[Case], batched: dict[str, Completion], config: GenerationConfig,
                            n: int, shots: ShotsFn | None, alone: dict[str, str]) -> dict:
     """The cache leaves the batch out of its key on the promise that a request's output does not
     depend on its batch. Check it on this eval: a few seeded cases of those generated just now,
@@ -236,7 +236,7 @@ def score_case(suite: Suite, case: Case, output: str | None, messages, logliks_b
     return rows
 
 
-def _choice_logliks(backend, suite: Suite, messages: dict, cache) -> tuple[dict, int, int]:
+def _choice_logliks(backend: Backend, suite: Suite, messages: dict, cache) -> tuple[dict, int, int]:
     """Every log-likelihood check's (case, choice) pairs in one batched pass: (case id -> metric ->
     results, n from cache, n computed)."""
     ll_jobs = [(bc, c) for bc in suite.checks if bc.needs == "loglik" for c in suite.cases if bc.applies(c)]
@@ -270,7 +270,7 @@ def _output_row(c: Case, comp: Completion | None, messages, logliks: dict, keep_
 
 
 def evaluate_suite(
-    backend,
+    backend: Backend,
     suite: Suite,
     *,
     model_label: str = "",
@@ -318,13 +318,13 @@ def evaluate_suite(
     return _suite_result(backend, suite, model_label, arm, gen_cfg, outputs, rows, latency, invariance, timing)
 
 
-def _suite_result(backend, suite: Suite, model_label: str, arm: str, gen_cfg, outputs, rows, latency, invariance,
+def _suite_result(backend: Backend, suite: Suite, model_label: str, arm: str, gen_cfg, outputs, rows, latency, invariance,
                   timing) -> SuiteResult:
     result = SuiteResult(
         suite=suite.name,
         suite_hash=suite.hash,
         suite_version=str(suite.spec.version),
-        model=model_label or getattr(backend, "spec", ""),
+        model=model_label or backend.spec,
         model_fingerprint=backend.fingerprint,
         adapter_hash=backend.adapter_hash,
         arm=arm,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.console import console
+from harness.models.types import Backend
 from harness.pipeline.state import RunState
 
 
@@ -28,7 +29,7 @@ class RunContext:
     def say(self, msg: str) -> None:
         self.con.print(msg)
 
-    def backend(self):
+    def backend(self) -> Backend:
         """The base model as the evals run it (loaded on first use)."""
         if self._backend is None and self.cfg.eval.backend != "hf":
             self._backend = self._served_backend()
@@ -77,7 +78,7 @@ class RunContext:
             self._server = None
         self._backend = None
 
-    def candidate_backend(self, folder: str | Path):
+    def candidate_backend(self, folder: str | Path) -> tuple[Backend, str | None]:
         """(backend, adapter name) of a trained artifact, run as it was trained: an adapter on the
         base; a QLoRA adapter on the base loaded in 4-bit NF4 (the model it trained on); a fully
         fine-tuned model as a model of its own (adapter name None)."""

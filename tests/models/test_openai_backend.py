@@ -49,6 +49,18 @@ def llamacpp_like():
     srv.shutdown()
 
 
+def test_both_backends_implement_the_whole_protocol(llamacpp_like, tiny_backend):
+    from harness.models import Backend
+    from harness.models.openai_backend import OpenAIBackend
+
+    served = OpenAIBackend.connect(llamacpp_like, "base", SPEC)
+    assert isinstance(served, Backend) and isinstance(tiny_backend, Backend)
+    members = set(dir(Backend)) | set(Backend.__annotations__)
+    assert {"identity", "adapter_hash", "served_by", "load_adapter", "set_adapter", "generate", "loglikelihood",
+            "fingerprint", "spec", "adapters", "active_adapter"} <= members
+    assert tiny_backend.served_by is None and served.served_by["url"] == llamacpp_like
+
+
 def test_a_server_without_prompt_logprobs_is_refused_by_name_before_any_choice_is_scored(llamacpp_like):
     from harness.models.openai_backend import OpenAIBackend, ServerError
 
