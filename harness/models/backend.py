@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.models.batching import MAX_AUTO_BATCH, MAX_ENGINE_ROWS, plan_batches
+from harness.models.batching import MAX_AUTO_BATCH, MAX_ENGINE_ROWS, length_batches, plan_batches
 from harness.models.types import (
     Completion,
     GenerationConfig,
@@ -34,18 +34,6 @@ from harness.models.types import (
 
 PADDING_SENSITIVE = {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMPT_TUNING", "CPT"}
 ENGINES = ("auto", "generate")
-
-
-def engine_settings(device: str) -> dict:
-    """Row counts of the engine's products and its padding granularity, per device kind. They
-    change the rounding, so they are part of the engine's name (and so of every cache key).
-    On a 2-core Xeon with AMX, 64 rows of a bf16 decode step cost about what 32 do (reading
-    the weights dominates: 36 ms for all 210 products of SmolLM2-135M either way), and
-    512-row prefill products written in place come within ~20 % of unsplit ones; a GPU wants
-    far larger products."""
-    if device.startswith("cuda"):
-        return {"prefill_rows": 4096, "decode_rows": 256, "bucket": 64}
-    return {"prefill_rows": 512, "decode_rows": 64, "bucket": 16}
 
 
 @dataclass
@@ -89,7 +77,7 @@ class HFBackend:
         if self.engine == "generate" or self._peft_type() in PADDING_SENSITIVE:
             return None
         if self._engine is None and self._engine_problem is None:
-            from harness.models.engine import Engine, supports
+            from harness.models.engine import Engine, engine_settings, supports
 
             self._engine_problem = supports(self.model)
             if self._engine_problem is None:
@@ -213,18 +201,6 @@ class HFBackend:
         per_seq = seq_len * (kv + act) + cfg.vocab_size * 4 * 2
         return max(1, min(MAX_AUTO_BATCH, budget // max(per_seq, 1)))
 
-    def _batches(self, lengths: list[int], batch_size: int, equal_lengths: bool) -> list[list[int]]:
-        """Indices grouped into batches, longest first; optionally only equal lengths together."""
-        order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-        batches: list[list[int]] = []
-        for i in order:
-            last = batches[-1] if batches else None
-            if last is None or len(last) >= batch_size or (equal_lengths and lengths[last[0]] != lengths[i]):
-                batches.append([i])
-            else:
-                last.append(i)
-        return batches
-
     # ---- generation ----------------------------------------------------------------------
     def generate(self, requests: list[Messages], config: GenerationConfig = GenerationConfig(), progress=None) -> list[Completion]:
         """Greedy completions for chat requests, in input order."""
@@ -286,7 +262,7 @@ class HFBackend:
         peft_type = self._peft_type()
         bs = config.batch_size or self.auto_batch_size(max(lengths) + config.max_new_tokens, config.memory_budget)
         if peft_type in PADDING_SENSITIVE:
-            batches = self._batches(lengths, bs, equal_lengths=True)
+            batches = length_batches(lengths, bs, equal_lengths=True)
         else:
             batches = plan_batches(lengths, bs, config.max_new_tokens, on_gpu=self._on_gpu())
         eos = self._stop_ids()
@@ -389,7 +365,7 @@ class HFBackend:
         equal = self._peft_type() in PADDING_SENSITIVE
         out: list[LoglikResult | None] = [None] * len(seqs)
         with self._active() as model:
-            for batch in self._batches(lengths, batch_size, equal_lengths=equal):
+            for batch in length_batches(lengths, batch_size, equal_lengths=equal):
                 width = max(lengths[i] for i in batch)
                 ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)

@@ -39,3 +39,16 @@ def plan_batches(lengths: list[int], max_batch: int, new_tokens: int, on_gpu: bo
         batches.append(order[cut[end]:end])
         end = cut[end]
     return batches[::-1]
+
+
+def length_batches(lengths: list[int], batch_size: int, equal_lengths: bool) -> list[list[int]]:
+    """Indices grouped into batches, longest first; optionally only equal lengths together."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    for i in order:
+        last = batches[-1] if batches else None
+        if last is None or len(last) >= batch_size or (equal_lengths and lengths[last[0]] != lengths[i]):
+            batches.append([i])
+        else:
+            last.append(i)
+    return batches
