@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.evals.checks.registry import CheckResult, Sample, check, reads
 from harness.evals.checks.text import normalize, numbers, parse_json, value_readings
-from harness.files import load_json
+from harness.files import config_path, load_json
 
 
 def _expected(sample: Sample, field: str):
@@ -40,7 +40,7 @@ def json_schema(schema: str | dict, suite_dir: Path | None = None, allow_fence: 
     from jsonschema import Draft202012Validator
 
     if isinstance(schema, str):
-        path = Path(suite_dir or ".") / schema
+        path = config_path(Path(suite_dir or "."), schema)
         if not path.is_file():
             raise ValueError(f"schema file {schema!r} not found in {suite_dir}")
         schema = load_json(path)
