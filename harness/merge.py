@@ -6,9 +6,11 @@ differently from base + adapter; on most cases nothing changes, on a few a near-
 answer differs from the one the gate passed. The check measures that on the gate's own cases
 (the channel's run's suites, sampled as its run sampled them, or to `max_cases`): the merged model
 and base + adapter, in the dtype the gate's evaluation ran in, the token-identical rate of their
-outputs, how many multiple-choice answers agree, and each metric's delta. It is recorded in the
-registry (`harness show RUN`, the run's report); below `min_identical`, or with a metric moved by
-more than `max_delta`, the export is refused and nothing is written.
+outputs, how many multiple-choice answers agree, and each rate metric's delta. It is recorded in
+the registry (`harness show RUN`, the run's report). The export is refused, and nothing written,
+when fewer than `min_identical` of the outputs are token-identical, when any multiple-choice
+answer differs (a choice is one decision: it either survives the merge or the gate's number
+moves), or when a rate metric moved by more than `max_delta`.
 """
 
 from __future__ import annotations

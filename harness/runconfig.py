@@ -27,6 +27,8 @@ class ServerSettings(ConfigModel):
                             "harness adds --gpu-memory-utilization 0.15 unless given)")
     max_lora_rank: int = Field(16, gt=0, description="vllm: --max-lora-rank (at least the adapter's r)")
     concurrency: int = Field(8, gt=0, le=256, description="requests in flight at once")
+    loglik_concurrency: int = Field(1, gt=0, le=256, description="prompt log-probability requests in flight at once "
+                                    "(1: vLLM 0.32's CPU build with LoRA fails when two share a batch; raise it on a GPU)")
     timeout_s: float = Field(300.0, gt=0, description="seconds to wait for one answer")
     startup_timeout_s: float = Field(600.0, gt=0, description="vllm: seconds to wait for the server to be ready")
 
@@ -146,17 +148,20 @@ def _selection_problems(p: Path, sel, train_cfg) -> list[str]:
     return []
 
 
-SERVED_METHODS = ("lora", "dpo")  # LoRA adapters on the unquantised base: what a server's LoRA support serves
 
 
 def _server_problems(p: Path, ev: EvalSettings, train_cfg) -> list[str]:
     if ev.backend == "hf":
         return []
+    from harness.models.openai_backend import SERVED_METHODS
+
     out = []
     if ev.backend == "openai":
         out += [f"{p}: field 'eval.server.{k}': required with eval.backend openai ({what})"
                 for k, what in (("url", "the server's address"), ("model", "the name it serves the base under"))
                 if not getattr(ev.server, k)]
+        if ev.server.url and not ev.server.url.startswith(("http://", "https://")):
+            out.append(f"{p}: field 'eval.server.url': {ev.server.url!r} is not an http(s) address: write http://{ev.server.url}")
     if train_cfg is not None and train_cfg.method not in SERVED_METHODS:
         out.append(f"{p}: field 'eval.backend': {ev.backend} serves LoRA adapters on the unquantised base "
                    f"(train.method {', '.join(SERVED_METHODS)}), not {train_cfg.method}: use eval.backend hf")

@@ -119,7 +119,8 @@ def cmd_export(p: argparse.ArgumentParser):
     p.add_argument("--format", choices=["vllm", "lora-modules", "path", "merged"], default="vllm",
                    help="vllm: a complete `vllm serve` command (base, --enable-lora, --max-lora-rank, --lora-modules, the "
                         "gated dtype); lora-modules: only `--lora-modules NAME=PATH`; path: the verified adapter folder; "
-                        "merged: the adapter merged into its base, written to --out after a fidelity check")
+                        "merged: the adapter merged into its base, written to --out after a fidelity check (token-identical "
+                        "outputs, every multiple-choice answer the same, rate metrics within --max-delta)")
     p.add_argument("--port", type=int, default=8000, help="vllm: the port in the printed command (default: 8000)")
     p.add_argument("--out", metavar="DIR", help="merged: the folder to write (new or empty)")
     p.add_argument("--min-identical", type=float, default=0.98, metavar="RATE",

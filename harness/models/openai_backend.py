@@ -33,6 +33,7 @@ from harness.models.types import Completion, GenerationConfig, LoglikResult, Mes
 # (its engine dies: an einsum shape error in the LoRA logits path) when two such requests share a
 # batch, so by default they go one at a time; raise it for a GPU server.
 LOGLIK_CONCURRENCY = 1
+SERVED_METHODS = ("lora", "dpo")  # LoRA adapters on the unquantised base: what a server serves as they were gated
 
 
 class ServerError(HarnessError):
@@ -44,16 +45,17 @@ def served_adapter_name(adapter_hash: str) -> str:
     return f"a{adapter_hash[:12]}"
 
 
-def _session(retries: int):
+def _session(retries: int, pool: int):
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
     s = requests.Session()
-    retry = Retry(total=retries, connect=0, read=0, status=retries, backoff_factor=0.5,
+    # read=False: a read timeout is raised as itself (a Timeout), not as a connection error
+    retry = Retry(total=retries, connect=0, read=False, status=retries, backoff_factor=0.5,
                   status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None, raise_on_status=False)
-    s.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=64))
-    s.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=64))
+    s.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=pool))
+    s.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=pool))
     return s
 
 
@@ -108,7 +110,7 @@ class OpenAIBackend:
         import requests
 
         if self._http is None:
-            self._http = _session(self.retries)
+            self._http = _session(self.retries, max(self.concurrency, self.loglik_concurrency, 10))
         where = f"{self.url}{path}"
         try:
             r = self._http.request(method, where, json=payload, timeout=(10, self.timeout_s))
@@ -233,8 +235,8 @@ class OpenAIBackend:
         n = usage.get("completion_tokens")
         if n is None:
             n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        elif reason == "stop" and choice.get("stop_reason") is None and n:
-            n -= 1  # the end-of-sequence token is counted by the server, not by the local backend
+        elif self.server_engine == "vllm" and reason == "stop" and choice.get("stop_reason") is None and n:
+            n -= 1  # vLLM counts the end-of-sequence token (stop_reason None), the local backend does not
         return Completion(text=text, prompt_tokens=usage.get("prompt_tokens") or len(self.encode(messages)),
                           completion_tokens=n, latency_s=seconds, finish_reason="length" if reason == "length" else "stop")
 

@@ -12,6 +12,7 @@ builds beside the harness's own virtual environment, else `vllm serve` on PATH.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -26,7 +27,15 @@ from harness.models.openai_backend import ServerError
 
 # On a CPU build vLLM reserves this share of RAM for its KV cache (0.92, its default, fails on a
 # 24 GiB machine) and keeps a core for itself unless told otherwise.
-CPU_ENV = {"VLLM_CPU_OMP_THREADS_BIND": f"0-{(os.cpu_count() or 1) - 1}", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+def _cpus() -> str:
+    """The CPUs this process may run on, as vLLM's OMP bind list ("0-1", "4,5,6,7")."""
+    try:
+        return ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return f"0-{(os.cpu_count() or 1) - 1}"
+
+
+CPU_ENV = {"VLLM_CPU_OMP_THREADS_BIND": _cpus(), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 CPU_MEMORY_SHARE = "0.15"
 
 
@@ -89,6 +98,27 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _end_group(p: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the process group, SIGKILL to what is left after `grace_s`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and (p.poll() is None or _group_alive(p.pid)):
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        p.wait(10.0)
 
 
 class VLLMServer:
@@ -155,17 +185,13 @@ class VLLMServer:
     def stop(self, grace_s: float = 20.0) -> None:
         """End the server's whole process group: SIGTERM, then SIGKILL after `grace_s`."""
         p, self.proc = self.proc, None
-        if p is not None and p.poll() is None:
-            for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-                try:
-                    os.killpg(p.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    p.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        if p is not None:  # the whole group: the engine's workers can outlive a leader that crashed
+            try:
+                _end_group(p, grace_s)
+            except KeyboardInterrupt:  # a second Ctrl-C while it shuts down: end it now
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                raise
         log = getattr(self, "_log", None)
         if log not in (None, subprocess.DEVNULL):
             log.close()

@@ -67,7 +67,13 @@ class RunContext:
         else:
             url, name, dtype = ev.server.url, ev.server.model, ev.dtype
         return OpenAIBackend.connect(url, name, self.cfg.base_model, dtype=dtype, concurrency=ev.server.concurrency,
-                                     timeout_s=ev.server.timeout_s)
+                                     loglik_concurrency=ev.server.loglik_concurrency, timeout_s=ev.server.timeout_s)
+
+    def stop_server(self) -> None:
+        """Stop the model server before training: on a GPU it holds the memory training needs;
+        the next stage that evaluates starts it again."""
+        if self._server is not None:
+            self.close()
 
     def close(self) -> None:
         """Stop what the run started: the model server."""

@@ -79,9 +79,11 @@ def run_stages(ctx: RunContext) -> dict:
             raise RunFailed(f"run {ctx.run_id} failed at stage {stage!r}: {e}") from None
         raise
     finally:
-        ctx.close()  # a model server the run started stops with the run, also on Ctrl-C
-        restore()
-        lease.release()
+        try:
+            ctx.close()  # a model server the run started stops with the run, also on Ctrl-C
+        finally:
+            restore()
+            lease.release()
     if ctx.reg.get_run(ctx.run_id)["status"] != "finished":  # a promotion finished it in its own transaction
         ctx.reg.update_run(ctx.run_id, status="finished", stage="done")
     if records.get("report").report:

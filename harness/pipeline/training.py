@@ -55,6 +55,7 @@ def data_checks(ctx: RunContext) -> DataCheckResult:
 def train(ctx: RunContext) -> TrainResult:
     from harness.train import train as train_method
 
+    ctx.stop_server()
     out = Path(ctx.train_cfg.output_dir)
     resume = out.exists() and any(out.glob("checkpoint-*"))
     result = train_method(ctx.train_cfg, resume=resume)

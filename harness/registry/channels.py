@@ -252,7 +252,14 @@ class ChannelOps:
         path: Path = self.adapter_path(cur["adapter_hash"])
         if fmt == "path":
             return str(path)
-        full = (self._adapter_row(cur["adapter_hash"]) or {}).get("method") == "full"  # a whole model, not an adapter
+        from harness.models.openai_backend import SERVED_METHODS
+
+        method = (self._adapter_row(cur["adapter_hash"]) or {}).get("method")
+        full = method == "full"  # a whole model, not an adapter
+        if fmt == "vllm" and not full and method not in SERVED_METHODS:
+            raise RegistryError(f"channel {channel!r} serves a {method} adapter, which vLLM does not serve as it was gated "
+                                f"(it serves LoRA adapters on the unquantised base: {', '.join(SERVED_METHODS)}): "
+                                "export --format path and load it with peft")
         if fmt == "lora-modules":
             if full:
                 return f"--model {shlex.quote(str(path))} --served-model-name {shlex.quote(channel)}"
@@ -284,8 +291,10 @@ class ChannelOps:
 
         for e in self.evals(run_id, role="candidate") if run_id else []:
             summary = Path(e["results_path"]) / "summary.json"
-            if summary.is_file():
+            try:
                 dtype = (json.loads(summary.read_text()).get("identity") or {}).get("dtype")
-                if dtype in ("float32", "bfloat16", "float16"):
-                    return dtype
+            except (OSError, ValueError):  # missing or unreadable: the command then leaves the dtype to vLLM
+                continue
+            if dtype in ("float32", "bfloat16", "float16"):
+                return dtype
         return None

@@ -41,11 +41,25 @@ class LlamaCppLike(BaseHTTPRequestHandler):
         pass
 
 
+class Silent(LlamaCppLike):
+    """Lists its model, then never answers a completion (a stuck server)."""
+
+    def do_POST(self):  # noqa: N802
+        import time
+
+        time.sleep(5)
+
+
+def serve(handler):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+
 @pytest.fixture
 def llamacpp_like():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), LlamaCppLike)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv, url = serve(LlamaCppLike)
+    yield url
     srv.shutdown()
 
 
@@ -82,3 +96,16 @@ def test_nothing_listening_and_an_unknown_served_name_are_clear_errors(llamacpp_
         OpenAIBackend.connect(url, "base", SPEC)
     with pytest.raises(ServerError, match=r"does not serve a model named 'llama' \(it serves: base\)"):
         OpenAIBackend.connect(llamacpp_like + "/v1", "llama", SPEC)
+
+
+def test_a_server_that_never_answers_is_a_timeout_not_a_connection_error():
+    from harness.models import GenerationConfig
+    from harness.models.openai_backend import OpenAIBackend, ServerError
+
+    srv, url = serve(Silent)
+    try:
+        be = OpenAIBackend.connect(url, "base", SPEC, timeout_s=1)
+        with pytest.raises(ServerError, match=r"/v1/chat/completions: no answer within 1 s \(eval.server.timeout_s\)"):
+            be.generate([[{"role": "user", "content": "hi"}]], GenerationConfig(max_new_tokens=4))
+    finally:
+        srv.shutdown()

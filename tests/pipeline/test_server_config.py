@@ -26,9 +26,12 @@ def test_openai_needs_the_servers_address_and_served_name(tiny_model_dir, tmp_pa
     msg = str(e.value)
     assert "field 'eval.server.url': required with eval.backend openai" in msg
     assert "field 'eval.server.model': required with eval.backend openai" in msg
+    bare = with_eval(path, backend="openai", server={"url": "localhost:8000", "model": "base"})
+    with pytest.raises(ConfigError, match=r"'localhost:8000' is not an http\(s\) address: write http://localhost:8000"):
+        load_run_config(bare)
     ok = with_eval(path, backend="openai", server={"url": "http://127.0.0.1:8000", "model": "base"})
     cfg, _, _ = load_run_config(ok)
-    assert cfg.eval.backend == "openai" and cfg.eval.server.concurrency == 8
+    assert cfg.eval.backend == "openai" and cfg.eval.server.concurrency == 8 and cfg.eval.server.loglik_concurrency == 1
 
 
 @pytest.mark.parametrize("method", ["prompt_tuning", "qlora", "full"])

@@ -149,3 +149,25 @@ def test_export_gives_a_servable_verified_adapter(reg, tmp_path):
         f.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(TamperedAdapter, match="adapter_model.safetensors"):
         reg.export("production", fmt="vllm")
+
+
+def test_vllm_export_is_a_complete_serve_command_and_refuses_what_vllm_cannot_serve(reg, tmp_path):
+    from harness.models import resolve
+
+    run = trained_run(reg, tmp_path, 1)
+    reg.promote(run, "production")
+    path = reg.export("production", fmt="path")
+    (tmp_path / "results").mkdir(exist_ok=True)
+    (tmp_path / "results" / "summary.json").write_text("{not json")  # unreadable: no dtype, no traceback
+    argv = shlex.split(reg.export("production", fmt="vllm", port=8123))
+    assert argv[:3] == ["vllm", "serve", str(resolve("smollm2-135m-instruct").path)]
+    assert argv[argv.index("--max-lora-rank") + 1] == "8"  # the adapter's r 4, as the smallest rank vLLM takes
+    i = argv.index("--lora-modules")
+    assert argv[i + 1:i + 3] == [f"production={path}", f"a{_adapter(reg, run)[:12]}={path}"]
+    assert "--enable-lora" in argv and argv[-2:] == ["--port", "8123"] and "--dtype" not in argv
+    (tmp_path / "results" / "summary.json").write_text('{"identity": {"dtype": "bfloat16"}}')
+    argv = shlex.split(reg.export("production", fmt="vllm"))
+    assert argv[argv.index("--dtype") + 1] == "bfloat16"  # served in the dtype its gate was evaluated in
+    reg.db.execute("UPDATE adapters SET method = 'prompt_tuning' WHERE hash = ?", [_adapter(reg, run)])
+    with pytest.raises(RegistryError, match="serves a prompt_tuning adapter, which vLLM does not serve"):
+        reg.export("production", fmt="vllm")
