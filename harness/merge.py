@@ -32,17 +32,12 @@ class ExportRefused(HarnessError):
     exit_code = 1
 
 
-def _merge(base_path: Path, adapter: Path, dtype: str, out: Path) -> None:
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    from harness.models import load_tokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=getattr(torch, dtype))
-    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+def _merge_into(be, out: Path) -> None:
+    """The backend's base + adapter, as it was just evaluated, merged and saved to `out` (the
+    backend is spent: its model is now the merged one)."""
+    merged = be.model.merge_and_unload()
     merged.save_pretrained(out, safe_serialization=True)
-    load_tokenizer(base_path).save_pretrained(out)
+    be.tokenizer.save_pretrained(out)
 
 
 def fidelity(base_results: dict, merged_results: dict, min_identical: float, max_delta: float) -> dict:
@@ -103,13 +98,14 @@ def export_merged(reg, channel: str, out: str | Path, *, min_identical: float = 
     base_path = resolve(row["base_model"]["spec"]).path
     with tempfile.TemporaryDirectory(prefix=".merge-", dir=out.parent if out.parent.exists() else None) as tmp:
         merged_dir = Path(tmp) / "model"
-        say(f"merging adapter {row['adapter']['hash'][:12]} into {base_path} ({dtype})")
-        _merge(base_path, adapter, dtype, merged_dir)
-        say(f"fidelity check on {len(suites)} suite(s)" + (f", {cases} cases each" if cases else ", every case"))
+        say(f"fidelity check on {len(suites)} suite(s)" + (f", {cases} cases each" if cases else ", every case")
+            + f": base + adapter {row['adapter']['hash'][:12]}, then merged ({dtype})")
         kw = {"max_cases": cases, "latency_n": 0, "invariance_n": 0, "dtype": dtype}
-        be = HFBackend.from_spec(str(base_path), dtype=dtype)
+        be = HFBackend.from_spec(str(base_path), dtype=dtype)  # loaded once: evaluated with the adapter, then merged
         with_adapter, _ = run_eval(suites, str(base_path), adapter=adapter, out=Path(tmp) / "adapter", backend=be, **kw)
-        merged, _ = run_eval(suites, str(merged_dir), out=Path(tmp) / "merged", **kw)
+        _merge_into(be, merged_dir)
+        del be
+        merged, _ = run_eval(suites, str(merged_dir), out=Path(tmp) / "merged", **kw)  # the saved folder, as users load it
         f = fidelity(with_adapter, merged, min_identical, max_delta)
         if f["passed"]:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.models.batching import MAX_AUTO_BATCH, MAX_ENGINE_ROWS, length_batches, plan_batches
+from harness.models.batching import (
+    MAX_AUTO_BATCH,
+    MAX_ENGINE_ROWS,
+    length_batches,
+    plan_batches,
+)
+from harness.models.chat import ChatTokens
 from harness.models.types import (
     Completion,
     GenerationConfig,
@@ -37,7 +43,7 @@ ENGINES = ("auto", "generate")
 
 
 @dataclass
-class HFBackend:
+class HFBackend(ChatTokens):
     """A base model loaded once, with any number of PEFT adapters attached and switchable."""
 
     model: object
@@ -178,12 +184,6 @@ class HFBackend:
                 yield self.model
 
     # ---- prompts -------------------------------------------------------------------------
-    def render(self, messages: Messages) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    def encode(self, messages: Messages) -> list[int]:
-        return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-
     @property
     def pad_id(self) -> int:
         tok = self.tokenizer
@@ -345,9 +345,7 @@ class HFBackend:
                 ctx = self.encode(messages)
                 rendered[key] = (ctx, self.prefix_length(messages, ctx))
             ctx, p = rendered[key]
-            cont = self.tokenizer(continuation, add_special_tokens=False)["input_ids"]
-            if not cont:
-                raise HarnessError(f"empty continuation for log-likelihood: {continuation!r}")
+            cont = self.continuation_ids(continuation)
             seqs.append((ctx, cont))
             split.append(p)
         eng = self._grouped()

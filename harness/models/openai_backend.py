@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.models.chat import ChatTokens
 from harness.models.types import Completion, GenerationConfig, LoglikResult, Messages
-
 
 # Prompt log-probability requests in flight at once. vLLM 0.32 on a CPU with --enable-lora fails
 # (its engine dies: an einsum shape error in the LoRA logits path) when two such requests share a
@@ -60,7 +60,7 @@ def _session(retries: int, pool: int):
 
 
 @dataclass
-class OpenAIBackend:
+class OpenAIBackend(ChatTokens):
     """The base (and adapters) served by one OpenAI-compatible server."""
 
     url: str  # http://host:port, without /v1
@@ -194,13 +194,6 @@ class OpenAIBackend:
     def _model(self) -> str:
         return self.active_adapter or self.served_model
 
-    # ---- prompts -------------------------------------------------------------------------
-    def render(self, messages: Messages) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    def encode(self, messages: Messages) -> list[int]:
-        return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-
     def _parallel(self, fn, items: list, progress=None, in_flight: int | None = None) -> list:
         """fn(item) for every item, `in_flight` (default `concurrency`) at once, in input order."""
         def one(item):
@@ -251,10 +244,7 @@ class OpenAIBackend:
         for messages, continuation in pairs:
             if id(messages) not in rendered:
                 rendered[id(messages)] = self.encode(messages)
-            cont = self.tokenizer(continuation, add_special_tokens=False)["input_ids"]
-            if not cont:
-                raise HarnessError(f"empty continuation for log-likelihood: {continuation!r}")
-            seqs.append((rendered[id(messages)], cont))
+            seqs.append((rendered[id(messages)], self.continuation_ids(continuation)))
         if not self._probed:
             self._score(seqs[0])  # refuses a server without prompt log-probs before any work is done
             self._probed = True

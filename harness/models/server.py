@@ -196,9 +196,3 @@ class VLLMServer:
         if log not in (None, subprocess.DEVNULL):
             log.close()
         self._log = None
-
-    def __enter__(self) -> VLLMServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
