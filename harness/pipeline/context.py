@@ -17,6 +17,7 @@ class RunContext:
         self._backend = None
         self._quantized = None  # the 4-bit base a QLoRA candidate runs on
         self._server = None  # the `vllm serve` of eval.backend vllm
+        self.lease = None  # the run's lease when open_run took it (a new run); run_stages takes it otherwise
 
     @property
     def run_id(self) -> str:

@@ -35,18 +35,32 @@ def open_run(config_path: str | Path, registry=None, state: RunState | None = No
     if strict:
         cfg.eval.plan = "strict"
     reg = registry or Registry()
+    lease = None
     if state is None:
         from harness.models import resolve
+        from harness.registry.lifecycle import RunLease
 
-        run_id = reg.create_run(cfg.model_dump(mode="json", by_alias=True), kind="run", name=cfg.name,
-                                seeds={"train": train_cfg.seed})
+        # the folder is locked before the run is recorded, and the row names its owner from its
+        # first moment: a kill at any point leaves no `running` run the next command cannot reap
+        run_id = reg.new_run_id()
         folder = runs_root() / run_id
-        folder.mkdir(parents=True, exist_ok=True)
+        lease = RunLease(reg, run_id, folder).acquire(record=False)
         state = RunState(run_id, folder, str(Path(config_path).resolve()))
-        state.save()
-        resolve(cfg.base_model)  # converts the embedded model once, before any stage
+        state.save()  # before the row: a recorded run can always be resumed
+        reg.create_run(cfg.model_dump(mode="json", by_alias=True), kind="run", name=cfg.name,
+                       seeds={"train": train_cfg.seed}, run_id=run_id, owner=lease.owner)
+        lease.started()
+        try:
+            resolve(cfg.base_model)  # converts the embedded model once, before any stage
+        except BaseException as e:
+            reg.update_run(run_id, status="failed" if isinstance(e, Exception) else "interrupted",
+                           error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+            lease.release()
+            raise
     train_cfg.output_dir = state.folder / "train"  # the run owns its training outputs (checkpoints make resume possible)
-    return RunContext(cfg, train_cfg, reg, state)
+    ctx = RunContext(cfg, train_cfg, reg, state)
+    ctx.lease = lease
+    return ctx
 
 
 def run_stages(ctx: RunContext) -> dict:
@@ -56,7 +70,7 @@ def run_stages(ctx: RunContext) -> dict:
     records = ctx.records
     if records.done:
         ctx.say(f"[bold]resuming {ctx.run_id}[/bold] after {list(records.done)[-1]}")
-    lease = RunLease(ctx.reg, ctx.run_id, ctx.state.folder).acquire()  # refused while another process runs it
+    lease = ctx.lease or RunLease(ctx.reg, ctx.run_id, ctx.state.folder).acquire()  # refused while another process runs it
     restore = _terminate_as_interrupt()
     stage = None
     try:

@@ -79,9 +79,14 @@ class RunLease:
         self._fd: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.owner: dict | None = None
 
-    def acquire(self, wait_s: float = 2.0) -> RunLease:
-        """Take the lock (a reaper may hold it for a moment: wait up to `wait_s`) or raise RunBusy."""
+    def acquire(self, wait_s: float = 2.0, record: bool = True) -> RunLease:
+        """Take the lock (a reaper may hold it for a moment: wait up to `wait_s`) or raise RunBusy.
+
+        `record=False` takes only the lock, for a run whose row does not exist yet: the caller
+        then inserts the row with `self.owner` and calls `started()`, so no moment exists in
+        which the run is recorded `running` without an owner the reaper can check."""
         self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by exec'd children
         deadline = time.monotonic() + wait_s
@@ -101,14 +106,19 @@ class RunLease:
                                   f"resumed with `harness run --resume {self.run_id}`") from None
                 time.sleep(0.1)
         self._fd = fd
-        owner = {"pid": os.getpid(), "host": _host(), "lock": str(self.lock_path), "since": now()}
+        self.owner = {"pid": os.getpid(), "host": _host(), "lock": str(self.lock_path), "since": now()}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(owner).encode(), 0)
-        self.reg.update_run(self.run_id, status="running", owner=owner)
-        if str(self.reg.path) != ":memory:" and self.heartbeat_s > 0:
+        os.pwrite(fd, json.dumps(self.owner).encode(), 0)
+        if record:
+            self.reg.update_run(self.run_id, status="running", owner=self.owner)
+            self.started()
+        return self
+
+    def started(self) -> None:
+        """Start the heartbeat (the run's row exists and names this lease as its owner)."""
+        if str(self.reg.path) != ":memory:" and self.heartbeat_s > 0 and self._thread is None:
             self._thread = threading.Thread(target=self._beat, name=f"heartbeat {self.run_id}", daemon=True)
             self._thread.start()
-        return self
 
     @staticmethod
     def _owner_text(fd: int) -> str:

@@ -183,24 +183,31 @@ class Registry(ChannelOps, VoteOps, ExportOps):
         return self._one("base_models", "SELECT * FROM base_models WHERE fingerprint = ?", [fingerprint])
 
     # ---- runs ------------------------------------------------------------------------------
-    def create_run(self, config: dict, *, kind: str = "train", seeds: dict | None = None, name: str | None = None) -> str:
-        """Record a new run (status "running") with its config, config hash, seeds and environment."""
+    def new_run_id(self) -> str:
+        """A run id not taken in this registry (`create_run` records it)."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        while True:
+            run_id = f"run-{stamp}-{secrets.token_hex(3)}"
+            if not self.db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone():
+                return run_id
+
+    def create_run(self, config: dict, *, kind: str = "train", seeds: dict | None = None, name: str | None = None,
+                   run_id: str | None = None, owner: dict | None = None) -> str:
+        """Record a new run (status "running") with its config, config hash, seeds and environment;
+        `run_id` from `new_run_id()` when the caller needed it first (to lock the run's folder),
+        `owner` the lease that holds it (recorded in the same insert)."""
         if not isinstance(config, dict):
             raise RegistryError(f"create_run needs the run config as a dict, got {type(config).__name__}")
         text = dumps(config)
         env = capture_environment()
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         with self._write():
-            while True:
-                run_id = f"run-{stamp}-{secrets.token_hex(3)}"
-                if not self.db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone():
-                    break
+            run_id = run_id or self.new_run_id()
             t = now()
             self.db["runs"].insert({
                 "id": run_id, "name": name, "kind": kind, "status": "running", "stage": None,
                 "config": text, "config_hash": hashlib.sha256(text.encode()).hexdigest(),
                 "environment": dumps(env), "seeds": dumps(seeds), "timings": dumps({}),
-                "created": t, "updated": t,
+                "created": t, "updated": t, **({"extra": dumps({"owner": owner})} if owner else {}),
             })
         return run_id
 

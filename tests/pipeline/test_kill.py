@@ -159,3 +159,19 @@ def test_kill_9_around_the_promotion_and_resumes(tiny_model_dir, tmp_path):
     assert s["gate_passed"] is True and s["promoted"] is False and _serving(home) == d
     assert f"already serves run {d}, which started after this one" in p.stderr
     _assert_consistent(home)
+
+
+def test_kill_9_right_after_the_run_is_recorded_leaves_it_interrupted_and_resumable(tiny_model_dir, tmp_path):
+    """The moment a random kill found in CI: the run's row written, no stage started. The row
+    names its lease's owner from the insert on, so the next command reaps it."""
+    home = tmp_path / "home"
+    cfg = write_run(tmp_path, tiny_model_dir, max_steps=2, save_steps=2)
+    _killed_at(home, "Registry.create_run:after", "run", str(cfg))
+    runs = _assert_consistent(home)
+    [a] = runs
+    assert runs[a]["status"] == "interrupted" and runs[a]["stage"] is None
+    assert "ended without finishing it" in runs[a]["error"]
+    p = _harness(home, "run", "--resume", a, "--json")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout)["promoted"] is True and _serving(home) == a
+    _assert_consistent(home)
