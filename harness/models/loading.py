@@ -29,7 +29,7 @@ def nf4_config(dtype):
     except ImportError:
         from harness.errors import MissingExtra
 
-        raise MissingExtra("qlora needs bitsandbytes>=0.47: pip install 'bitsandbytes>=0.47'") from None
+        raise MissingExtra("qlora needs bitsandbytes>=0.47: pip install 'finetune-harness[qlora]'") from None
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
