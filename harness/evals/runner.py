@@ -252,8 +252,9 @@ def _choice_logliks(backend: Backend, suite: Suite, messages: dict, cache) -> tu
     return ll_by_case, ll_cached, ll_computed
 
 
-def _output_row(c: Case, comp: Completion | None, messages, logliks: dict, keep_messages: bool) -> dict:
-    """A case's line in outputs.jsonl."""
+def _output_row(c: Case, comp: Completion | None, messages, logliks: dict) -> dict:
+    """A case's line in outputs.jsonl: it stands alone (the exact chat the model saw, an arm's
+    shots included, and what the case expected), so a reader needs neither the suite nor the code."""
     return {
         "case_id": c.id,
         "prompt_sha": prompt_hash(messages),
@@ -264,8 +265,8 @@ def _output_row(c: Case, comp: Completion | None, messages, logliks: dict, keep_
         "finish_reason": comp.finish_reason if comp else None,
         "logliks": {m: [r.logprob for r in v] for m, v in logliks.items()},
         "slices": c.slices,
-        # an arm's prompt differs from the suite's: keep the exact chat, shots included
-        **({"messages": messages} if keep_messages else {}),
+        "messages": messages,
+        "expected": c.expected,
     }
 
 
@@ -299,7 +300,7 @@ def evaluate_suite(
     outputs, rows = [], []
     for c in suite.cases:
         comp = by_id.get(c.id)
-        outputs.append(_output_row(c, comp, messages[c.id], ll_by_case.get(c.id, {}), keep_messages=bool(shots)))
+        outputs.append(_output_row(c, comp, messages[c.id], ll_by_case.get(c.id, {})))
         rows += score_case(suite, c, comp.text if comp else None, messages[c.id], ll_by_case.get(c.id, {}))
     gen_s = time.perf_counter() - t0
 

@@ -42,6 +42,13 @@ def test_eval_writes_results_and_summary(tiny_backend, tmp_path, home):
     outs = [json.loads(l) for l in (out / "mini/outputs.jsonl").read_text().splitlines()]
     assert all(o["output"] is None for o in outs if o["case_id"].startswith("mc-"))
     assert all(len(o["logliks"]["mc"]) == 4 for o in outs if o["case_id"].startswith("mc-"))
+    # each row stands alone: the chat the model saw (its hash is the prompt_sha) and the expected value
+    from harness.evals.runner import prompt_hash
+
+    cases = {c.id: c for c in load_suite(MINI).cases}
+    for o in outs:
+        assert o["messages"][-1]["role"] == "user" and prompt_hash(o["messages"]) == o["prompt_sha"]
+        assert o["expected"] == cases[o["case_id"]].expected
 
 
 def test_second_run_served_from_cache(tiny_backend, tmp_path, home):
