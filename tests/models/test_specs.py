@@ -105,3 +105,53 @@ def test_converted_tokenizer_config_holds_no_load_options(tmp_path):
     before = path.read_bytes()
     _drop_load_options(path)  # nothing to drop: the file is left as it is
     assert path.read_bytes() == before
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def build_hub_cache(cache, model_dir):
+    for repo in ("models--tinyorg--tiny-llama", "models--tiny-llama"):
+        snap = cache / repo / "snapshots" / COMMIT
+        shutil.copytree(model_dir, snap)
+        (cache / repo / "refs").mkdir()
+        for ref in ("main", "v1"):
+            (cache / repo / "refs" / ref).write_text(COMMIT)
+    return cache
+
+
+@pytest.fixture
+def hub_cache(tmp_path, tiny_model_dir, monkeypatch):
+    """huggingface_hub's cache layout holding the tiny model as `tinyorg/tiny-llama` and as the
+    single-name `tiny-llama`: `main` and the tag `v1` point at one commit."""
+    from huggingface_hub import constants
+
+    cache = build_hub_cache(tmp_path / "hub", tiny_model_dir)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+@pytest.mark.parametrize("spec", ["tinyorg/tiny-llama", "tinyorg/tiny-llama@v1", f"tinyorg/tiny-llama@{COMMIT}",
+                                  "tiny-llama", "tiny-llama@main"])
+def test_hub_ids_with_and_without_org_and_revision_resolve_from_the_cache(hub_cache, tiny_model_dir, spec):
+    from harness.models.specs import hub_commit
+
+    r = resolve(spec)
+    assert r.kind == "hub" and r.spec == spec and hub_commit(r.path) == COMMIT
+    assert model_fingerprint(r.path) == model_fingerprint(tiny_model_dir)
+
+
+def test_hub_revision_not_cached_names_id_and_revision(hub_cache):
+    with pytest.raises(ModelSpecError, match=r"hub model 'tinyorg/tiny-llama@v2' is not in the local cache \(revision 'v2'\)"):
+        resolve("tinyorg/tiny-llama@v2")
+    with pytest.raises(ModelSpecError, match=r"unknown model spec 'smollm2': not a known alias .*as a hub id it is not in"):
+        resolve("smollm2")
+
+
+def test_hub_commit_only_for_snapshots(tiny_model_dir, tmp_path):
+    from harness.models.specs import hub_commit
+
+    assert hub_commit(tiny_model_dir) is None
+    assert hub_commit(tmp_path / "snapshots" / "main") is None
+    assert hub_commit(tmp_path / "snapshots" / COMMIT) == COMMIT

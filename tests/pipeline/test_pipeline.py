@@ -106,6 +106,30 @@ def test_failed_gate_is_never_promoted(tiny_model_dir, tmp_path, home):
     assert reg.get_run(s["run_id"])["status"] == "finished"
 
 
+def test_hub_base_at_a_revision_records_its_commit(tiny_model_dir, tmp_path, home):
+    """base_model `org/name@tag` from the hub cache, offline: the run records the commit the tag
+    resolved to, and `harness show` prints it."""
+    import yaml
+
+    from harness.registry import Registry
+    from tests.models.test_specs import COMMIT, build_hub_cache
+
+    cache = build_hub_cache(tmp_path / "hub", tiny_model_dir)
+    cfg = write_run(tmp_path, tiny_model_dir, max_steps=2, save_steps=2)
+    c = yaml.safe_load(cfg.read_text())
+    c["base_model"] = "tinyorg/tiny-llama@v1"
+    cfg.write_text(yaml.safe_dump(c))
+    env = dict(os.environ, HARNESS_HOME=str(home), HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1")
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(cfg), "--json"], capture_output=True, text=True,
+                       env=env, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    run_id = json.loads(p.stdout)["run_id"]
+    with Registry(home / "registry.db") as reg:
+        assert reg.get_run(run_id)["extra"]["base_revision"] == COMMIT
+    shown = subprocess.run([sys.executable, "-m", "harness.cli", "show", run_id], capture_output=True, text=True, env=env)
+    assert shown.returncode == 0 and f"(hub commit {COMMIT})" in shown.stdout, shown.stdout + shown.stderr
+
+
 def _default_signals():
     # a shell that ignores SIGINT for background jobs passes that on: restore it for the child
     signal.signal(signal.SIGINT, signal.SIG_DFL)
