@@ -113,29 +113,44 @@ def cmd_verify(p: argparse.ArgumentParser):
     return run
 
 
-@command("export", "Print how to serve a channel's adapter: a `vllm serve` command, vLLM's --lora-modules argument, or the folder.")
+@command("export", "Print how to serve a channel's adapter (a `vllm serve` command, vLLM's --lora-modules argument, the "
+                   "folder), or write it merged into its base or as a folder Hugging Face tools open.")
 def cmd_export(p: argparse.ArgumentParser):
     p.add_argument("channel", help="channel name, e.g. production")
-    p.add_argument("--format", choices=["vllm", "lora-modules", "path", "merged"], default="vllm",
+    p.add_argument("--format", choices=["vllm", "lora-modules", "path", "merged", "hf"], default="vllm",
                    help="vllm: a complete `vllm serve` command (base, --enable-lora, --max-lora-rank, --lora-modules, the "
                         "gated dtype); lora-modules: only `--lora-modules NAME=PATH`; path: the verified adapter folder; "
                         "merged: the adapter merged into its base, written to --out after a fidelity check (token-identical "
-                        "outputs, every multiple-choice answer the same, rate metrics within --max-delta)")
+                        "outputs, every multiple-choice answer the same, rate metrics within --max-delta); hf: a copy for "
+                        "Hugging Face tools in --out (AutoPeftModelForCausalLM opens it; base_model_name_or_path a loadable id "
+                        "or folder, a model card README with the gate's verdict and rules)")
     p.add_argument("--port", type=int, default=8000, help="vllm: the port in the printed command (default: 8000)")
-    p.add_argument("--out", metavar="DIR", help="merged: the folder to write (new or empty)")
+    p.add_argument("--out", metavar="DIR", help="merged, hf: the folder to write (new or empty)")
     p.add_argument("--min-identical", type=float, default=0.98, metavar="RATE",
                    help="merged: the least share of the gate's generated cases whose output must be token-identical to "
                         "base + adapter's (default: 0.98)")
     p.add_argument("--max-delta", type=float, default=0.02, metavar="D",
                    help="merged: the most any rate metric may move against base + adapter (default: 0.02)")
     p.add_argument("--max-cases", type=int, metavar="N", help="merged: check on at most N cases per suite (default: the run's)")
-    p.add_argument("--json", action="store_true", help="merged: print the export's registry row as JSON")
+    p.add_argument("--json", action="store_true", help="merged: print the export's registry row as JSON; hf: what was written")
     _registry_arg(p)
 
     def run(a):
+        from harness.errors import HarnessError
+
+        if a.format == "hf":
+            from harness.hf_export import export_hf
+
+            if not a.out:
+                raise HarnessError("export --format hf needs --out DIR: the folder the adapter is written to")
+            entry = export_hf(_open(a), a.channel, a.out)
+            if a.json:
+                return out_json(entry)
+            rev = f" at revision {entry['revision']}" if entry["revision"] else ""
+            return print(f"{a.channel}: adapter {entry['adapter_hash'][:12]} written to {entry['path']} "
+                         f"(base {entry['base_model_name_or_path']}{rev}; model card README.md)")
         if a.format != "merged":
             return print(_open(a).export(a.channel, fmt=a.format, port=a.port))
-        from harness.errors import HarnessError
         from harness.merge import export_merged
         from harness.registry.render import fidelity_text
 
