@@ -20,12 +20,12 @@ from harness.errors import HarnessError
 def loadable_base(spec: str, commit: str | None) -> tuple[str, str | None]:
     """(base_model_name_or_path, revision) peft can load the spec's base from: a hub id at the
     commit the run resolved (else the one it resolves to now), otherwise the folder it resolves to."""
-    from harness.models.specs import _HUB_ID, hub_commit, resolve
+    from harness.models.specs import hub_commit, hub_id, resolve
 
     resolved = resolve(spec)
     if resolved.kind == "hub":
-        hub = _HUB_ID.match(spec)
-        return hub["repo"], commit or hub_commit(resolved.path) or hub["revision"]
+        repo, revision = hub_id(spec)
+        return repo, commit or hub_commit(resolved.path) or revision
     return str(resolved.path), None
 
 

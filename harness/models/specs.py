@@ -131,6 +131,12 @@ def fetch_hub(repo_id: str, revision: str | None = None, single_name: bool = Fal
     return check_local_folder(Path(folder), at)
 
 
+def hub_id(spec: str) -> tuple[str, str | None] | None:
+    """(repo id, revision or None) when the spec has a hub id's form, else None."""
+    m = _HUB_ID.match(spec.strip())
+    return (m["repo"], m["revision"]) if m else None
+
+
 def hub_commit(path: str | Path) -> str | None:
     """The commit a hub model's folder is a snapshot of (huggingface_hub's cache layout
     `.../snapshots/<commit>`), None for any other folder."""

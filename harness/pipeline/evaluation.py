@@ -32,7 +32,6 @@ def _cached_baseline_ok(cached: dict, suites, identity: dict) -> bool:
 def baseline(ctx: RunContext) -> BaselineResult:
     from harness.evals import default_out_dir, load_results, load_suites, run_eval
     from harness.evals.runner import sample_cases
-
     from harness.models.specs import hub_commit, resolve
 
     path = resolve(ctx.cfg.base_model).path
