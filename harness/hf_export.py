@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
+
 def loadable_base(spec: str, commit: str | None) -> tuple[str, str | None]:
     """(base_model_name_or_path, revision) peft can load the spec's base from: a hub id at the
     commit the run resolved (else the one it resolves to now), otherwise the folder it resolves to."""
@@ -60,29 +61,19 @@ def export_hf(reg, channel: str, out: str | Path) -> dict:
             "adapter_hash": adapter_hash, "gate_passed": bool(gate and gate["passed"])}
 
 
-def _num(x) -> str:
-    return "-" if x is None else f"{x:.3f}"
-
-
 def model_card(channel, spec, name, revision, adapter_hash, method, run, gate) -> str:
-    """The card: YAML front matter the hub reads (base_model, library_name), then what the gate saw."""
+    """The card: YAML front matter the hub reads (base_model, library_name), then the gate's own
+    Markdown summary of the decision (every rule with baseline, candidate, delta, interval, n)."""
+    from harness.gates.decision import GateDecision
+
     front = ["---", f"base_model: {json.dumps(name)}", "library_name: peft", "tags: [harness, " +
              json.dumps(method or "adapter") + "]", "---", ""]
     lines = [f"# {channel}: a {method or 'peft'} adapter gated by harness", "",
              f"- base model: `{spec}` (loaded from `{name}`{f' at revision {revision}' if revision else ''})",
              f"- adapter hash: `{adapter_hash}`", f"- run: `{run['id']}`" if run else "- run: not recorded"]
     if gate is None:
-        lines += ["", "No gate decision is recorded for this adapter."]
-        return "\n".join(front + lines) + "\n"
-    d = gate["decision"] or {}
-    lines += [f"- gate: **{'PASSED' if gate['passed'] else 'FAILED'}** under policy `{d.get('policy', '?')}` "
-              f"({gate['created']})", "", "| rule | verdict | baseline | candidate | delta | 95 % interval | n |",
-              "|---|---|---:|---:|---:|---|---:|"]
-    for r in d.get("rules", []):
-        ci = f"{r['ci'][0]:+.3f}..{r['ci'][1]:+.3f}" if r.get("ci") else "-"
-        delta = "-" if r.get("delta") is None else f"{r['delta']:+.3f}"
-        where = f" [{r['slice']}]" if r.get("slice") else ""
-        label = f"{r['metric']}{where} {r.get('test', '')}".strip()
-        lines.append(f"| `{label}` | {r['verdict']} | {_num(r.get('baseline'))} | {_num(r.get('candidate'))} | {delta} "
-                     f"| {ci} | {r.get('n') if r.get('n') is not None else '-'} |")
+        return "\n".join(front + lines + ["", "No gate decision is recorded for this adapter."]) + "\n"
+    decision = GateDecision.from_dict(gate["decision"])
+    lines += [f"- gate: **{'PASSED' if gate['passed'] else 'FAILED'}** under policy `{decision.policy}` ({gate['created']})",
+              "", decision.to_markdown()]
     return "\n".join(front + lines) + "\n"

@@ -1,6 +1,6 @@
 """Results files: per suite a folder with `outputs.jsonl` (one row per case: the chat the
-model saw, what it said, what the case expected), `results.jsonl` (one row per case x check) and `summary.json` (metrics overall and per
-slice with n and 95 % intervals, latency percentiles). Generation is kept apart from scoring, so
+model saw, what it said, what the case expected), `results.jsonl` (one row per case x check)
+and `summary.json` (metrics overall and per slice with n and 95 % intervals, latency percentiles). Generation is kept apart from scoring, so
 saved outputs can be re-scored."""
 
 from __future__ import annotations

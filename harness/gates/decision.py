@@ -76,6 +76,13 @@ class GateDecision:
     def to_markdown(self, max_rows: int = 200) -> str:
         return render_markdown(self, max_rows)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> GateDecision:
+        """The decision `to_dict` stored (the registry's `gate_decisions.decision`)."""
+        rules = [RuleResult(**{**r, "ci": tuple(r["ci"]) if r.get("ci") else None}) for r in d.get("rules", [])]
+        return cls(d["policy"], d["passed"], rules, d.get("baseline") or {}, d.get("candidate") or {},
+                   d.get("excluded") or {}, d.get("confidence", 0.95), d.get("sequential") or {})
+
 
 def _fmt(x, pct=False) -> str:
     if x is None:

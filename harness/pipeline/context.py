@@ -17,6 +17,7 @@ class RunContext:
         self._backend = None
         self._quantized = None  # the 4-bit base a QLoRA candidate runs on
         self._server = None  # the `vllm serve` of eval.backend vllm
+        self._resolved = None  # the base spec resolved (base_resolved)
         self.lease = None  # the run's lease when open_run took it (a new run); run_stages takes it otherwise
 
     @property
@@ -52,14 +53,13 @@ class RunContext:
 
         ev = self.cfg.eval
         if ev.backend == "vllm":
-            from harness.models import resolve
             from harness.models.device import placement
             from harness.models.server import VLLMServer, lora_rank_for
 
             dtype = placement(ev.dtype, ev.device)[0]
             rank = lora_rank_for(max(ev.server.max_lora_rank, self.train_cfg.lora.r))
             log = self.state.folder / "vllm.log"
-            self._server = VLLMServer(resolve(self.cfg.base_model).path, ev.server.model or "base", dtype=dtype,
+            self._server = VLLMServer(self.base_resolved().path, ev.server.model or "base", dtype=dtype,
                                       command=ev.server.command, max_lora_rank=rank, args=ev.server.args,
                                       log_path=log, startup_timeout_s=ev.server.startup_timeout_s)
             self.say(f"starting vllm serve ({dtype}; log {log})")
@@ -104,10 +104,18 @@ class RunContext:
             be = base
         return be, be.load_adapter(folder)
 
-    def base_fingerprint(self) -> str:
-        from harness.models import model_fingerprint, resolve
+    def base_resolved(self):
+        """The base spec resolved once per run (a hub spec asks the hub each time it resolves)."""
+        if self._resolved is None:
+            from harness.models import resolve
 
-        return model_fingerprint(resolve(self.cfg.base_model).path)
+            self._resolved = resolve(self.cfg.base_model)
+        return self._resolved
+
+    def base_fingerprint(self) -> str:
+        from harness.models import model_fingerprint
+
+        return model_fingerprint(self.base_resolved().path)
 
     def gate_suites(self):
         """The run's suites as the gate will score them: sampled to max_cases, without the cases

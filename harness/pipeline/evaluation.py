@@ -32,13 +32,12 @@ def _cached_baseline_ok(cached: dict, suites, identity: dict) -> bool:
 def baseline(ctx: RunContext) -> BaselineResult:
     from harness.evals import default_out_dir, load_results, load_suites, run_eval
     from harness.evals.runner import sample_cases
-    from harness.models.specs import hub_commit, resolve
+    from harness.models.specs import hub_commit
 
-    path = resolve(ctx.cfg.base_model).path
     fp = ctx.base_fingerprint()
     ctx.reg.register_base_model(ctx.cfg.base_model, fp)
     # a hub base is recorded with the commit its revision resolved to (a branch moves; this does not)
-    commit = hub_commit(path)
+    commit = hub_commit(ctx.base_resolved().path)
     ctx.reg.update_run(ctx.run_id, base_fingerprint=fp, **({"base_revision": commit} if commit else {}))
     n = ctx.cfg.eval.max_cases
     be = ctx.backend()

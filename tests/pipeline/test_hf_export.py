@@ -69,7 +69,7 @@ def test_hf_export_opens_with_auto_peft_and_computes_the_gated_model(tiny_model_
     card = (out / "README.md").read_text()
     assert card.startswith("---\nbase_model: ") and "library_name: peft" in card
     assert f"adapter hash: `{s['adapter_hash']}`" in card and f"run: `{s['run_id']}`" in card
-    assert "gate: **PASSED** under policy `tiny`" in card and "| `mini/mc max_drop` | pass |" in card
+    assert "gate: **PASSED** under policy `tiny`" in card and "| ✅ pass | max_drop | `mini/mc` |" in card
     # the stored adapter is untouched: still verified, still naming the base by the run's spec
     assert json.loads((reg.adapter_path(s["adapter_hash"]) / "adapter_config.json").read_text()) == stored
 
