@@ -10,13 +10,20 @@ from harness.commands import command, out_json
 
 @command("train", "Train an adapter (or full model) from a YAML config; checkpoints, smoke test and manifest included.")
 def cmd_train(p: argparse.ArgumentParser):
-    p.add_argument("config", help="training config YAML (fields: see README, Training)")
+    p.add_argument("config", nargs="?", help="training config YAML (fields: see README, Training)")
+    p.add_argument("--settings", metavar="METHOD", nargs="?", const="lora",
+                   help="list the trl and peft settings a config's trl: and peft: sections take for METHOD "
+                   "(default lora), with trl's and peft's own help, and exit")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the config's output_dir")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON instead of a summary")
 
     def run(a):
         from harness.train import load_train_config, train
 
+        if a.settings:
+            return list_settings(a.settings, a.json)
+        if not a.config:
+            p.error("give a training config YAML, or --settings [METHOD]")
         cfg = load_train_config(a.config)  # every config error before any model loads
         print(f"training {cfg.method} on {cfg.base_model} -> {cfg.output_dir}", file=sys.stderr)
         try:
@@ -43,3 +50,36 @@ def cmd_train(p: argparse.ArgumentParser):
         return 0
 
     return run
+
+
+def list_settings(method: str, as_json: bool) -> int:
+    """The pass-through settings of a method, from trl's and peft's dataclasses."""
+    from harness.errors import ConfigError
+    from harness.train.methods import METHODS
+    from harness.train.passthrough import (PEFT_FROM_HARNESS, PEFT_OWNED, TRL_FROM_HARNESS, TRL_OWNED,
+                                           TRL_OWNED_PREFIXES, settings, trl_class)
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    from harness.train.config import TrainConfig
+
+    cfg = TrainConfig.model_construct(**{**{k: f.get_default(call_default_factory=True)
+                                            for k, f in TrainConfig.model_fields.items()}, "method": method})
+    trl_cls = trl_class(METHODS[method].family)
+    built = METHODS[method].build(cfg)
+    sections = {"trl": (trl_cls, settings(trl_cls, TRL_FROM_HARNESS, TRL_OWNED, TRL_OWNED_PREFIXES))}
+    if built is not None:
+        sections["peft"] = (type(built), settings(type(built), PEFT_FROM_HARNESS, PEFT_OWNED))
+    if as_json:
+        out_json({name: {"class": cls.__name__, "settings": [
+            {"name": s.name, "type": s.type, "default": s.default if isinstance(s.default, (str, int, float, bool, type(None))) else repr(s.default),
+             "help": s.help} for s in found]} for name, (cls, found) in sections.items()})
+        return 0
+    for name, (cls, found) in sections.items():
+        print(f"{name}: ({cls.__module__.split('.')[0]}'s {cls.__name__}, {len(found)} settings)")
+        for s in found:
+            print(f"  {s.name} ({s.type}, default {s.default!r}): {s.help or '-'}")
+        print()
+    print("fields of the harness config itself (learning_rate, batch_size, lora.r, ...) are set there; "
+          "see README, Training", file=sys.stderr)
+    return 0

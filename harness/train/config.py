@@ -86,6 +86,19 @@ class TrainConfig(ConfigModel):
         "config 1.3x faster on a 2-core Xeon), else fp32")
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass to save "
                                          "memory (slower; not with prefix_tuning)")
+    trl: dict[str, Any] = Field(default_factory=dict, description="more settings of trl's SFTConfig (DPOConfig for "
+                                "dpo), checked against it: warmup_steps, lr_scheduler_type, weight_decay, optim, "
+                                "packing, ... (harness train --settings lists them with trl's help)")
+    peft: dict[str, Any] = Field(default_factory=dict, description="more settings of the method's peft config, "
+                                 "checked against it: use_dora, use_rslora, init_lora_weights, ... (harness train "
+                                 "--settings lists them with peft's help)")
+    report_to: list[str] = Field(default_factory=lambda: ["none"], description="experiment trackers the trainer "
+                                 "logs to: tensorboard, mlflow, wandb, ... (installed ones), or none")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_tracker(cls, v):
+        return [v] if isinstance(v, str) else v
 
     @field_validator("method")
     @classmethod
@@ -117,7 +130,11 @@ class TrainConfig(ConfigModel):
 
     def config_hash(self) -> str:
         """sha256 of everything that defines the run: fields (paths replaced by file hashes), not output_dir."""
-        body = self.model_dump(mode="json", exclude={"output_dir", "train_data", "validation_data"})
+        # where the run logs (report_to) does not change what it trains
+        body = self.model_dump(mode="json", exclude={"output_dir", "train_data", "validation_data", "report_to"})
+        for key in ("trl", "peft"):  # configs written before these sections hash as they did
+            if not body[key]:
+                del body[key]
         body["data"] = self.data_hashes()
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -220,6 +237,22 @@ def _cross_problems(where: str, cfg: TrainConfig) -> list[str]:
     return problems
 
 
+def _place_hints(problems: list[str], raw: dict) -> list[str]:
+    """An unknown top-level key that is a trl or peft setting: say which section takes it."""
+    unknown = [k for k in raw if k not in TrainConfig.model_fields]
+    if not unknown:
+        return problems
+    from harness.train.passthrough import placement
+
+    out = []
+    for p in problems:
+        key = next((k for k in unknown if f"field '{k}': unknown key" in p), None)
+        found = placement(key, raw.get("method")) if key else None
+        out.append(p.split(": unknown key")[0] + f": a setting of {found[1]}: put it under '{found[0]}:' "
+                   f"({found[0]}: {{{key}: ...}})" if found else p)
+    return out
+
+
 def load_train_config(source: str | Path | dict | TrainConfig, base_dir: str | Path | None = None) -> TrainConfig:
     """Validate a training config and its data; raise one ConfigError listing every problem."""
     raw, where, base = _read_source(source, base_dir)
@@ -237,8 +270,13 @@ def load_train_config(source: str | Path | dict | TrainConfig, base_dir: str | P
         value = raw.get(field)
         if isinstance(value, (str, Path)):
             problems += _data_problems(where, field, value, family)
+    problems = _place_hints(problems, raw)
     if cfg is not None:
         problems += _cross_problems(where, cfg)
+        if not problems:
+            from harness.train.passthrough import check
+
+            problems += check(where, cfg)
     if problems:
         raise ConfigError(problems, title=f"invalid training config {where}")
     assert cfg is not None

@@ -120,8 +120,10 @@ def training_args(cfg: TrainConfig, cls, sampling: str | None = None, **extra):
 
     precision = training_precision(cfg.precision)
 
+    from harness.train.passthrough import trl_kwargs
+
     has_eval = cfg.validation_data is not None
-    return cls(
+    kwargs = dict(
         output_dir=str(cfg.output_dir),
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -144,11 +146,12 @@ def training_args(cfg: TrainConfig, cls, sampling: str | None = None, **extra):
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         gradient_checkpointing=cfg.gradient_checkpointing,
-        report_to=[],
+        report_to=[] if cfg.report_to == ["none"] else list(cfg.report_to),
         disable_tqdm=True,
         dataloader_num_workers=0,
-        **extra,
     )
+    # the method's own settings, then the config's trl: section (validated against `cls`)
+    return cls(**{**kwargs, **extra, **trl_kwargs(cfg.trl)})
 
 
 class LengthBatches:
@@ -243,7 +246,9 @@ def prepare(cfg: TrainConfig, callbacks=()) -> Prepared:
     set_seed(cfg.seed)
     from harness.train.methods import with_layers
 
-    peft_config = with_layers(method.build(cfg), cfg, model)
+    from harness.train.passthrough import peft_config as build_peft
+
+    peft_config = with_layers(build_peft(cfg), cfg, model)
     trainer = FAMILIES[method.family](cfg, model, tokenizer, train_ds, eval_ds, peft_config, callbacks)
     trainer.remove_callback(PrinterCallback)  # prints raw log dicts; ProgressLog replaces it
     trainer.add_callback(StableCheckpoints(cfg.base_model))
