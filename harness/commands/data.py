@@ -10,10 +10,13 @@ from harness.commands import command
 
 @command("data check", "Check training data: format, duplicates, leakage into eval suites, PII, consistency, coverage, stale dates.")
 def cmd_data_check(p: argparse.ArgumentParser):
-    p.add_argument("data", help="training file (JSONL: chat messages, prompt/completion, or prompt/chosen/rejected)")
+    p.add_argument("data", help="training file (JSONL, Parquet, CSV/TSV or JSON: chat messages, prompt/completion, or "
+                   "prompt/chosen/rejected; other shapes with --data-format)")
     p.add_argument("--suites", nargs="+", default=[], help="eval suite folders, or a folder of suites (e.g. suites/), to check for leakage")
     p.add_argument("--against", nargs="+", default=[], help="held-out JSONL files (e.g. validation.jsonl) to check for leakage too")
     p.add_argument("--format", choices=["sft", "dpo"], help="expected format family (default: detected from the records)")
+    p.add_argument("--data-format", metavar="SHAPE", help="sharegpt, alpaca, or column renames as JSON, e.g. "
+                   "'{\"prompt\": \"question\", \"completion\": \"answer\"}' (a run config's train.data_format)")
     p.add_argument("--schema", help="JSON Schema file that JSON answers must satisfy (e.g. suites/ticket_triage/schema.json)")
     p.add_argument("--horizon-years", type=int, default=3, help="dates older than this many years count as stale (default: 3)")
     p.add_argument("--gated", nargs="+", default=["safety"], help="suite names whose gate needs refusal examples (default: safety)")
@@ -21,9 +24,10 @@ def cmd_data_check(p: argparse.ArgumentParser):
 
     def run(a):
         from harness.data import check_data
+        from harness.data.tables import parse_data_format
 
         report = check_data(a.data, suites=a.suites, fmt=a.format, schema=a.schema, horizon_years=a.horizon_years,
-                            gated_suites=a.gated, against=a.against)
+                            gated_suites=a.gated, against=a.against, data_format=parse_data_format(a.data_format))
         report.render()
         if a.json:
             print(f"report: {report.write_json(a.json)}", file=sys.stderr)

@@ -130,13 +130,14 @@ def check_data(
     leak_threshold: float = 0.5,
     max_field_chars: int = 8000,
     today=None,
+    data_format=None,
 ) -> DataReport:
     """Check a training JSONL file: format, duplicates, leakage into `suites` (and `against`
     held-out files), PII and secrets, answer consistency, coverage and stale dates."""
     path = Path(path)
     suites = [suites] if isinstance(suites, (str, Path)) else suites
     against = [against] if isinstance(against, (str, Path)) else against
-    records = read_records(path, max_field_chars)
+    records = read_records(path, max_field_chars, data_format)
     family = resolve_family(records, fmt)
     suite_objs = _load_suites(suites)
     validator = consistency.load_schema(schema) if schema is not None else None
@@ -162,7 +163,7 @@ def check_data(
     ):
         findings += f
         summary.update(s)
-    settings = {"format": family, "schema": str(schema) if schema is not None and not isinstance(schema, dict) else schema,
+    settings = {"format": family, "data_format": data_format, "schema": str(schema) if schema is not None and not isinstance(schema, dict) else schema,
                 "horizon_years": horizon_years, "gated_suites": list(gated_suites), "near_dup_threshold": near_dup_threshold,
                 "leak_threshold": leak_threshold, "max_field_chars": max_field_chars}
     return DataReport(name, data_hash(path), family, findings, summary, settings)

@@ -1,4 +1,4 @@
-"""Reading training JSONL into records, and validating each record's shape.
+"""Reading training data (JSONL, Parquet, CSV, JSON: `harness.data.tables`) into records, and validating each record's shape.
 
 Three shapes are accepted, the ones TRL trainers take:
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.files import is_file, iter_jsonl, parse_json
+from harness.files import is_file, parse_json
 
 ROLES = ("system", "user", "assistant")
 FAMILIES = {"chat": "sft", "prompt_completion": "sft", "preference": "dpo"}
@@ -167,19 +167,33 @@ def parse_record(line: int, text: str, max_chars: int = 8000) -> Record:
     return rec
 
 
-def read_records(path: str | Path, max_chars: int = 8000) -> list[Record]:
-    """Every non-blank line of a JSONL file as a validated `Record` (malformed ones included)."""
+def read_records(path: str | Path, max_chars: int = 8000, data_format=None) -> list[Record]:
+    """Every row of a JSONL, Parquet, CSV, TSV or JSON file as a validated `Record` (malformed ones
+    included), in the harness's shapes after `data_format` (`harness.data.tables`) maps it."""
+    import json
+
+    from harness.data.tables import apply_format, iter_rows
+
     p = Path(path)
     if not is_file(p):
-        raise HarnessError(f"{p}: no such file: give a JSONL file of training records")
+        raise HarnessError(f"{p}: no such file: give a JSONL, Parquet, CSV or JSON file of training records")
     records = []
-    for n, text, _, problem in iter_jsonl(p):
+    for n, text, value, problem in iter_rows(p):
         if problem and not problem.startswith("not valid JSON"):
             rec = Record(n, text)
             rec.problems.append(problem)
             records.append(rec)
-        else:  # parse_record parses again, so a record is the same read from a file or given as text
-            records.append(parse_record(n, text, max_chars))
+            continue
+        if data_format is not None and not problem:
+            value, problem = apply_format(value, data_format)
+            if problem:
+                rec = Record(n, text, data=value if isinstance(value, dict) else None)
+                rec.problems.append(problem)
+                records.append(rec)
+                continue
+            text = json.dumps(value, ensure_ascii=False)
+        # parse_record parses the text again, so a record is the same read from a file or given as text
+        records.append(parse_record(n, text, max_chars))
     return records
 
 

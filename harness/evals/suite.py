@@ -67,6 +67,10 @@ class SuiteSpec(ConfigModel):
     slices: list[str] = Field(default_factory=list, description="slice fields reported with n and intervals")
     min_pass_rate: float | None = Field(None, ge=0, le=1, description="session threshold for the pytest plugin")
     latency_sample: int = Field(6, ge=0, description="cases timed at batch 1 for latency percentiles")
+    cases: str | None = Field(None, description="the cases file in this folder: JSONL, Parquet, CSV/TSV or JSON "
+                              "(default: the one cases.* file there)")
+    columns: dict[str, str] = Field(default_factory=dict, description="case fields read from other columns, "
+                                    "dotted for nested fields: {id: qid, input.question: question, expected: answer}")
 
 
 class Case(ConfigModel):
@@ -102,6 +106,8 @@ class Suite:
     checks: list[BoundCheck]
     hash: str
     _templates: dict = field(default_factory=dict, repr=False)
+    cases_path: Path | None = None  # the cases file (cases.jsonl unless suite.yaml names another)
+    case_lines: dict[str, int] = field(default_factory=dict)  # case id -> its line (JSONL, CSV) or row (Parquet, JSON)
     sampled_from: int | None = None  # the suite's full case count when only a sample is evaluated
 
     @property
@@ -143,26 +149,59 @@ def _read_spec(yml: Path, problems: list[str]):
     return spec, raw
 
 
-def _read_cases(jsonl: Path, problems: list[str]) -> tuple[list[Case], dict[str, int]]:
-    """(the valid cases, case id -> its line)."""
+def _read_cases(path: Path, problems: list[str], columns: dict | None = None) -> tuple[list[Case], dict[str, int]]:
+    """(the valid cases, case id -> its line, or its row in Parquet and JSON arrays)."""
+    from harness.data.tables import apply_format, is_table, iter_rows
+
     cases: list[Case] = []
     seen: dict[str, int] = {}
-    for n, _, obj, problem in iter_jsonl(jsonl):
+    at = "row" if is_table(path) and path.suffix.lower() not in (".csv", ".tsv") else "line"
+    try:
+        rows = list(iter_rows(path))
+    except ConfigError as e:
+        problems += e.problems
+        return cases, seen
+    for n, _, obj, problem in rows:
+        if problem is None and columns:
+            obj, problem = apply_format(obj, columns)
+            problem = problem and problem.replace("data_format", "suite.yaml's columns")
         if problem:
-            problems.append(f"{jsonl}:{n}: {problem}" + (": one JSON object per line" if problem.startswith("not valid JSON") else ""))
+            problems.append(f"{path}:{n}: {problem}" + (": one JSON object per line" if problem.startswith("not valid JSON") else ""))
             continue
         try:
             case = Case.model_validate(obj)
         except ValidationError as e:
-            problems += field_problems(f"{jsonl}:{n}", e, Case)
+            problems += field_problems(f"{path}:{n}", e, Case)
             continue
         if case.id in seen:
-            problems.append(f"{jsonl}:{n}: field 'id': duplicate id {case.id!r} (first on line {seen[case.id]}): ids must be unique")
+            problems.append(f"{path}:{n}: field 'id': duplicate id {case.id!r} (first on {at} {seen[case.id]}): ids must be unique")
         seen.setdefault(case.id, n)
         cases.append(case)
-    if not cases and not any(str(jsonl) in p for p in problems):
-        problems.append(f"{jsonl}: no cases: add one JSON object per line")
+    if not cases and not any(str(path) in p for p in problems):
+        problems.append(f"{path}: no cases: add one JSON object per line (or one row per case)")
     return cases, seen
+
+
+def _cases_file(folder: Path, raw) -> tuple[Path, str | None]:
+    """(the cases file, a problem or None): suite.yaml's `cases`, else the one cases.* file."""
+    from harness.data.tables import DATA_SUFFIXES
+
+    named = raw.get("cases") if isinstance(raw, dict) else None
+    if isinstance(named, str) and named:
+        p = folder / named
+        if Path(named).is_absolute() or ".." in Path(named).parts:
+            return p, f"{folder / 'suite.yaml'}: field 'cases': {named!r}: name a file inside the suite folder"
+        if Path(named).suffix.lower() not in DATA_SUFFIXES:
+            return p, f"{folder / 'suite.yaml'}: field 'cases': {named!r}: use a .jsonl, .parquet, .csv, .tsv or .json file"
+        return p, None if is_file(p) else f"{p}: missing (suite.yaml's cases names it)"
+    found = [folder / f"cases{s}" for s in DATA_SUFFIXES if is_file(folder / f"cases{s}")]
+    if len(found) > 1:
+        return found[0], (f"{folder}: {len(found)} cases files ({', '.join(p.name for p in found)}): keep one, or name it "
+                          "in suite.yaml's cases")
+    if not found:
+        return folder / "cases.jsonl", (f"{folder / 'cases.jsonl'}: missing (a suite folder holds suite.yaml and "
+                                        "cases.jsonl, or cases.parquet, .csv, .tsv, .json)")
+    return found[0], None
 
 
 def _check_specs(spec, raw) -> tuple[list[CheckSpec], list | None]:
@@ -260,21 +299,26 @@ def _templates(spec, yml: Path, jsonl: Path, cases, problems: list[str]) -> dict
 def load_suite(path: str | Path) -> Suite:
     """Load and validate a suite folder; raises ConfigError listing every problem."""
     folder = Path(path)
-    yml, jsonl = folder / "suite.yaml", folder / "cases.jsonl"
+    yml = folder / "suite.yaml"
     if not is_dir(folder):
         raise ConfigError(f"suite folder {str(folder)!r} does not exist")
-    problems = [f"{f}: missing (a suite folder holds suite.yaml and cases.jsonl)" for f in (yml, jsonl) if not is_file(f)]
-    if problems:
-        raise ConfigError(problems, title=f"invalid suite {folder}")
+    if not is_file(yml):
+        raise ConfigError([f"{yml}: missing (a suite folder holds suite.yaml and cases.jsonl)"], title=f"invalid suite {folder}")
+    problems: list[str] = []
     spec, raw = _read_spec(yml, problems)
-    cases, seen = _read_cases(jsonl, problems)
+    jsonl, missing = _cases_file(folder, raw)
+    if missing:
+        raise ConfigError([*problems, missing], title=f"invalid suite {folder}")
+    columns = spec.columns if spec is not None else None
+    cases, seen = _read_cases(jsonl, problems, columns)
     check_specs, slice_fields = _check_specs(spec, raw)
     checks = _bind_checks(folder, yml, check_specs, slice_fields, problems)
     _cross_check(yml, jsonl, checks, check_specs, slice_fields, cases, seen, problems)
     templates = _templates(spec, yml, jsonl, cases, problems) if spec is not None else {}
     if problems:
         raise ConfigError(problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else []), title=f"invalid suite {folder}")
-    return Suite(folder.resolve(), spec, cases, checks, _hash_files(folder), templates)
+    return Suite(folder.resolve(), spec, cases, checks, _hash_files(folder), templates, cases_path=jsonl.resolve(),
+                 case_lines=seen)
 
 
 def find_suites(paths: list[str | Path]) -> list[Path]:

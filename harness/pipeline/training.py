@@ -37,11 +37,15 @@ def data_checks(ctx: RunContext) -> DataCheckResult:
             continue
         report = None
         if dc.enabled:
-            report = check_data(path, suites=ctx.cfg.suites, schema=dc.schema_path)
+            report = check_data(path, suites=ctx.cfg.suites, schema=dc.schema_path, data_format=ctx.train_cfg.data_format)
             report.render(ctx.con)  # stderr: stdout stays for --json
         h = data_hash(path)
-        with open(path, "rb") as f:
-            rows = sum(1 for line in f if line.strip())
+        if report is not None:
+            rows = report.summary["records"]
+        else:
+            from harness.data import read_records
+
+            rows = len(read_records(path, data_format=ctx.train_cfg.data_format))
         ctx.reg.register_dataset(str(path), h, rows, report=report.to_dict() if report else None)
         blocking = [f["message"] for f in (report.blocking if report else [])]
         files[key] = DataChecked(str(path), h, rows, blocking, report.to_dict() if report else None)

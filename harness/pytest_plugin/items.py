@@ -42,7 +42,7 @@ class SuiteNode(pytest.Collector):
 
     def collect(self):
         state = self.config.stash[STATE]
-        lines = case_lines(self.suite.path / "cases.jsonl")
+        lines = self.suite.case_lines
         for case in self.suite.cases:
             item = CaseItem.from_parent(self, name=case.id.replace("::", ":"), suite=self.suite, case=case,
                                         lineno=lines.get(case.id, 1))
@@ -56,17 +56,6 @@ class SuiteNode(pytest.Collector):
 
     def reportinfo(self):
         return self.suite.path / "suite.yaml", 0, self.suite.name
-
-
-def case_lines(path: Path) -> dict[str, int]:
-    """case id -> its 1-based line in cases.jsonl, so reports point at the case."""
-    from harness.files import iter_jsonl
-
-    out = {}
-    for n, _, value, _ in iter_jsonl(path):
-        if isinstance(value, dict) and isinstance(value.get("id"), str):
-            out.setdefault(value["id"], n)
-    return out
 
 
 class CaseFailed(AssertionError):
@@ -108,13 +97,13 @@ class CaseItem(pytest.Item):
         if isinstance(excinfo.value, CaseFailed):
             return describe_case_failure(self)
         if isinstance(excinfo.value, CheckErrored):
-            return f"{excinfo.value} (case {self.case.id}, {self.suite.path / 'cases.jsonl'}:{self.lineno}): fix the check or the case"
+            return f"{excinfo.value} (case {self.case.id}, {self.suite.cases_path}:{self.lineno}): fix the check or the case"
         if isinstance(excinfo.value, pytest.xfail.Exception):
             return str(excinfo.value)  # reported as xfail; a traceback would only cost time
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.suite.path / "cases.jsonl", self.lineno - 1, f"{self.suite.name}::{self.case.id}"
+        return self.suite.cases_path, self.lineno - 1, f"{self.suite.name}::{self.case.id}"
 
 
 def short_failures(rows: list[dict]) -> str:
@@ -133,7 +122,7 @@ def describe_case_failure(item: CaseItem) -> str:
     failed = [r for r in rows if not r["passed"]]
     out = state.outputs.get((item.suite.name, item.case.id), {})
     lines = [f"{len(failed)} of {len(rows)} checks failed: {short_failures(failed)}",
-             f"case {item.case.id} ({item.suite.path / 'cases.jsonl'}:{item.lineno})"
+             f"case {item.case.id} ({item.suite.cases_path}:{item.lineno})"
              + (f"  slices: {', '.join(f'{k}={v}' for k, v in item.case.slices.items())}" if item.case.slices else ""),
              "prompt:"]
     for m in item.suite.messages(item.case):

@@ -54,9 +54,12 @@ class TrainConfig(ConfigModel):
 
     base_model: str = Field(DEFAULT_MODEL, description="model spec: alias, local folder (safetensors) or hub id")
     method: str = Field(..., description="training method: " + ", ".join(METHODS))
-    train_data: Path = Field(..., description="JSONL training records: {messages} or {prompt, completion}; "
-                             "{prompt, chosen, rejected} for dpo")
-    validation_data: Path | None = Field(None, description="JSONL records of the same shape; validation loss is "
+    train_data: Path = Field(..., description="training records in JSONL, Parquet, CSV/TSV or JSON: {messages} or "
+                             "{prompt, completion}; {prompt, chosen, rejected} for dpo; other shapes via data_format")
+    data_format: str | dict[str, str] | None = Field(None, description="shape of train_data and validation_data when "
+                                                     "not the harness's own: sharegpt, alpaca, or column renames "
+                                                     "{field: column}, e.g. {prompt: question, completion: answer}")
+    validation_data: Path | None = Field(None, description="records of the same format and shape; validation loss is "
                                          "measured before training, every eval_steps and after the last step")
     output_dir: Path | None = Field(None, description="run folder for checkpoints and the final adapter "
                                     "(default: runs/<method>-<config hash>)")
@@ -99,6 +102,15 @@ class TrainConfig(ConfigModel):
     @classmethod
     def _one_tracker(cls, v):
         return [v] if isinstance(v, str) else v
+
+    @field_validator("data_format")
+    @classmethod
+    def _known_format(cls, v):
+        from harness.data.tables import check_data_format
+
+        if (why := check_data_format(v)) is not None:
+            raise ValueError(why)
+        return v
 
     @field_validator("method")
     @classmethod
@@ -167,7 +179,7 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     return out
 
 
-def _data_problems(where: str, field: str, path, family: str | None) -> list[str]:
+def _data_problems(where: str, field: str, path, family: str | None, data_format=None) -> list[str]:
     """Every problem of one dataset file: missing, unreadable, malformed records, wrong shape for the method."""
     from harness.data.formats import read_records
 
@@ -177,7 +189,10 @@ def _data_problems(where: str, field: str, path, family: str | None) -> list[str
     if not is_file(path):
         return [f"{where}: field '{field}': file {str(path)!r} does not exist: check the path "
                 "(relative paths start from the config file's folder)"]
-    records = read_records(path)
+    try:
+        records = read_records(path, data_format=data_format)
+    except ConfigError as e:
+        return [f"{where}: field '{field}': {e}"]
     problems: list[str] = []
     wrong: list[int] = []
     for rec in records:
@@ -269,7 +284,10 @@ def load_train_config(source: str | Path | dict | TrainConfig, base_dir: str | P
     for field in ("train_data", "validation_data"):
         value = raw.get(field)
         if isinstance(value, (str, Path)):
-            problems += _data_problems(where, field, value, family)
+            fmt = raw.get("data_format") if cfg is None or cfg.data_format is None else cfg.data_format
+            from harness.data.tables import check_data_format
+
+            problems += _data_problems(where, field, value, family, fmt if check_data_format(fmt) is None else None)
     problems = _place_hints(problems, raw)
     if cfg is not None:
         problems += _cross_problems(where, cfg)

@@ -41,12 +41,12 @@ def to_example(data: dict, family: str, chat: bool) -> dict:
     return {"prompt": data["prompt"], "completion": data["completion"]}
 
 
-def load_examples(path: str | Path, family: str, chat: bool) -> list[dict]:
-    """The examples of a JSONL file already checked by `load_train_config`."""
+def load_examples(path: str | Path, family: str, chat: bool, data_format=None) -> list[dict]:
+    """The examples of a data file already checked by `load_train_config` (`data_format` applied)."""
     from harness.data.formats import read_records
 
     examples = []
-    for rec in read_records(path):
+    for rec in read_records(path, data_format=data_format):
         if rec.problems or rec.family != family:
             raise ConfigError(f"{path}:{rec.line}: the file changed since the config was validated: "
                               f"{'; '.join(rec.problems) or 'wrong record shape'}")
@@ -57,16 +57,16 @@ def load_examples(path: str | Path, family: str, chat: bool) -> list[dict]:
     return examples
 
 
-def build_dataset(path: str | Path, family: str, chat: bool):
+def build_dataset(path: str | Path, family: str, chat: bool, data_format=None):
     from datasets import Dataset
 
-    return Dataset.from_list(load_examples(path, family, chat))
+    return Dataset.from_list(load_examples(path, family, chat, data_format))
 
 
-def prompts_of(path: str | Path, family: str, n: int) -> list[list[dict]]:
+def prompts_of(path: str | Path, family: str, n: int, data_format=None) -> list[list[dict]]:
     """The first `n` prompts of a dataset as chat messages (for the smoke test)."""
     out = []
-    for ex in load_examples(path, family, chat=True)[:n]:
+    for ex in load_examples(path, family, chat=True, data_format=data_format)[:n]:
         out.append(ex["prompt"])
     return out
 

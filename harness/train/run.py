@@ -210,7 +210,7 @@ def train(
     result = TrainResult(final, cfg.method, {}, history, checkpoints_of(cfg.output_dir), {}, metrics)
     if not trainer.is_world_process_zero():
         return result
-    result.smoke = smoke_test(cfg.base_model, final, prompts=prompts_of(cfg.train_data, method.family, SMOKE_TRAIN_PROMPTS))
+    result.smoke = smoke_test(cfg.base_model, final, prompts=prompts_of(cfg.train_data, method.family, SMOKE_TRAIN_PROMPTS, cfg.data_format))
     result.manifest = _manifest(cfg, prepared, trainer, final, checkpoint, history, metrics, result.smoke,
                                 train_time, time.perf_counter() - t0)
     tmp = final / "manifest.json.tmp"  # written last and atomically: its presence marks a finished run

@@ -241,8 +241,8 @@ def prepare(cfg: TrainConfig, callbacks=()) -> Prepared:
     set_seed(cfg.seed)  # adapters initialise from the global RNG
     model, tokenizer, resolved, fingerprint = load_model(cfg)
     chat = bool(tokenizer.chat_template)
-    train_ds = build_dataset(cfg.train_data, method.family, chat)
-    eval_ds = build_dataset(cfg.validation_data, method.family, chat) if cfg.validation_data else None
+    train_ds = build_dataset(cfg.train_data, method.family, chat, cfg.data_format)
+    eval_ds = build_dataset(cfg.validation_data, method.family, chat, cfg.data_format) if cfg.validation_data else None
     set_seed(cfg.seed)
     from harness.train.methods import with_layers
 
