@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from harness.configmodel import ConfigModel, field_problems
 from harness.errors import ConfigError
-from harness.files import is_dir, is_file, iter_jsonl, load_yaml
+from harness.files import is_dir, is_file, load_yaml
 
 
 class PromptSpec(ConfigModel):
