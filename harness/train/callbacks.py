@@ -65,11 +65,12 @@ class ProgressLog(TrainerCallback):
 class StableCheckpoints(TrainerCallback):
     """Rewrites each checkpoint's adapter_config.json byte-stable (see `stabilize_adapter_config`)."""
 
-    def __init__(self, base_spec: str):
-        self.base_spec = base_spec
+    def __init__(self, base_spec: str, base_path=None):
+        self.base_spec, self.base_path = base_spec, base_path
 
     def on_save(self, args, state, control, **kwargs):
         from harness.train.adapter_config import stabilize_adapter_config
 
         if state.is_world_process_zero:
-            stabilize_adapter_config(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.base_spec)
+            stabilize_adapter_config(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.base_spec,
+                                     self.base_path)

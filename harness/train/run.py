@@ -122,14 +122,14 @@ def final_metrics(log_history: list[dict]) -> dict:
     return out
 
 
-def _save_final(trainer, cfg: TrainConfig) -> Path:
+def _save_final(trainer, cfg: TrainConfig, base_path=None) -> Path:
     final = Path(cfg.output_dir) / ("model" if cfg.method == "full" else "adapter")
     if trainer.is_world_process_zero() and final.exists():
         shutil.rmtree(final)
     trainer.save_model(str(final))
     if trainer.is_world_process_zero():
         (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest holds the config
-        stabilize_adapter_config(final, cfg.base_model)
+        stabilize_adapter_config(final, cfg.base_model, base_path)
     return final
 
 
@@ -204,7 +204,7 @@ def train(
     train_time = time.perf_counter() - t_train
 
     # save, check, record
-    final = _save_final(trainer, cfg)
+    final = _save_final(trainer, cfg, prepared.base_path)
     history = loss_history(trainer.state.log_history)
     metrics = final_metrics(trainer.state.log_history)
     result = TrainResult(final, cfg.method, {}, history, checkpoints_of(cfg.output_dir), {}, metrics)

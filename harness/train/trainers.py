@@ -251,7 +251,7 @@ def prepare(cfg: TrainConfig, callbacks=()) -> Prepared:
     peft_config = with_layers(build_peft(cfg), cfg, model)
     trainer = FAMILIES[method.family](cfg, model, tokenizer, train_ds, eval_ds, peft_config, callbacks)
     trainer.remove_callback(PrinterCallback)  # prints raw log dicts; ProgressLog replaces it
-    trainer.add_callback(StableCheckpoints(cfg.base_model))
+    trainer.add_callback(StableCheckpoints(cfg.base_model, resolved.path))
     from harness.train.dataset import longer_than
 
     cut = longer_than(train_ds, tokenizer, cfg.max_length)

@@ -63,9 +63,12 @@ def test_hf_export_opens_with_auto_peft_and_computes_the_gated_model(tiny_model_
     with torch.no_grad():
         assert torch.equal(auto(input_ids=ids).logits, gated.model(input_ids=ids).logits)
 
-    if kind == "hub":  # what the export is for: the stored folder names the base as the run wrote it
-        with pytest.raises(Exception, match="tinyorg/tiny-llama@v1"):
-            AutoPeftModelForCausalLM.from_pretrained(str(reg.adapter_path(s["adapter_hash"])))
+    if kind == "hub":  # a hub base: the stored adapter opens as it is too, named by repo id and commit
+        assert (stored["base_model_name_or_path"], stored["revision"]) == ("tinyorg/tiny-llama", COMMIT)
+        own = AutoPeftModelForCausalLM.from_pretrained(str(reg.adapter_path(s["adapter_hash"])), dtype=torch.float32).eval()
+        with torch.no_grad():
+            assert torch.equal(own(input_ids=ids).logits, gated.model(input_ids=ids).logits)
+        assert reg.get_run(s["run_id"])["config"]["base_model"] == "tinyorg/tiny-llama@v1"  # the spec as written
     card = (out / "README.md").read_text()
     assert card.startswith("---\nbase_model: ") and "library_name: peft" in card
     assert f"adapter hash: `{s['adapter_hash']}`" in card and f"run: `{s['run_id']}`" in card
