@@ -130,7 +130,29 @@ def _save_final(trainer, cfg: TrainConfig, base_path=None) -> Path:
     if trainer.is_world_process_zero():
         (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest holds the config
         stabilize_adapter_config(final, cfg.base_model, base_path)
+        (final / "README.md").write_text(stored_card(cfg, final))
     return final
+
+
+def stored_card(cfg: TrainConfig, final: Path) -> str:
+    """The artifact's README: what made it, from the config alone (deterministic, so the folder is
+    the same bytes on every machine; peft's template named this machine's cache path). The verdict
+    comes later: `harness export CHANNEL --format hf` writes a card with the gate's rules."""
+    import json as _json
+
+    saved = final / "adapter_config.json"
+    base = _json.loads(saved.read_text()).get("base_model_name_or_path", cfg.base_model) if saved.is_file() else cfg.base_model
+    data = cfg.data_hashes()
+    lines = ["---", f"base_model: {_json.dumps(base)}", "library_name: " + ("transformers" if cfg.method == "full" else "peft"),
+             f"tags: [harness, {_json.dumps(cfg.method)}]", "---", "",
+             f"# A {cfg.method} {'model' if cfg.method == 'full' else 'adapter'} trained by harness", "",
+             f"- base model: `{cfg.base_model}`",
+             f"- training config hash: `{cfg.config_hash()}`",
+             f"- training data sha256: `{data['train']}`" + (f", validation `{data['validation']}`" if data["validation"] else ""),
+             f"- steps: {cfg.max_steps or f'{cfg.num_epochs:g} epochs'}, learning rate {cfg.learning_rate:g}, seed {cfg.seed}",
+             "", "Not evaluated yet. A `harness run` records its gate verdict in the registry (`harness show RUN`); "
+             "`harness export CHANNEL --format hf` writes this card again with every rule of the gate."]
+    return "\n".join(lines) + "\n"
 
 
 def _manifest(cfg: TrainConfig, prepared, trainer, final: Path, checkpoint, history, metrics, smoke, train_time: float,

@@ -60,3 +60,31 @@ def test_dpo_raises_the_reward_margin_on_held_out_pairs(tmp_path):
     after = margin(backend)
     print("log p(chosen) - log p(rejected), mean over held-out pairs:", before, "->", after)
     assert after > before, (before, after)
+
+
+def test_the_adapter_hash_does_not_depend_on_harness_home(tmp_path):
+    """The same config trained under two `$HARNESS_HOME`s (each converting the embedded model into
+    its own folder) gives the same adapter hash, byte for byte: nothing of the machine's paths is in it."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = {"method": "lora", "train_data": str(FIXTURES / "capitals_train.jsonl"), "max_steps": 1, "batch_size": 2,
+           "max_length": 64, "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}}
+    manifests, folders = [], []
+    for name in ("home-a", "home-b"):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({**cfg, "output_dir": str(tmp_path / f"out-{name}")}))
+        env = {**os.environ, "HARNESS_HOME": str(tmp_path / name), "OMP_NUM_THREADS": "2"}
+        proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", str(tmp_path / f"{name}.yaml"), "--json"],
+                              capture_output=True, text=True, env=env, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        manifests.append(json.loads(proc.stdout))
+        folders.append(tmp_path / f"out-{name}" / "adapter")
+    a, b = manifests
+    assert a["base_path"] != b["base_path"] and str(tmp_path / "home-a") in a["base_path"]
+    assert a["base_fingerprint"] == b["base_fingerprint"]
+    assert a["artifact_hash"] == b["artifact_hash"]
+    for f in sorted(p.name for p in folders[0].iterdir() if p.name != "manifest.json"):
+        assert (folders[0] / f).read_bytes() == (folders[1] / f).read_bytes(), f
