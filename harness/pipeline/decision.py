@@ -62,7 +62,7 @@ def report(ctx: RunContext) -> ReportResult:
         return ReportResult()
     from harness.report import write_run_report
 
-    path = write_run_report(ctx.run_id, registry=ctx.reg)
+    path = Path(write_run_report(ctx.run_id, registry=ctx.reg)).absolute()  # printed absolute; kept home-relative
     ctx.reg.update_run(ctx.run_id, report_path=str(path))
     return ReportResult(report=str(path))
 

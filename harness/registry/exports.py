@@ -3,7 +3,7 @@ merge-fidelity check that allowed or refused it. `harness show` and the run's re
 
 from __future__ import annotations
 
-from harness.registry.schema import decode, dumps, now
+from harness.registry.schema import decode, dumps, now, stored_path
 
 
 class ExportOps:
@@ -13,7 +13,7 @@ class ExportOps:
                       fidelity: dict, passed: bool) -> dict:
         with self.transaction():
             pk = self.db["exports"].insert({
-                "channel": channel, "run_id": run_id, "adapter_hash": adapter_hash, "format": fmt, "path": path,
+                "channel": channel, "run_id": run_id, "adapter_hash": adapter_hash, "format": fmt, "path": stored_path(path),
                 "fidelity": dumps(fidelity), "passed": int(passed), "created": now(),
             }).last_pk
         return self.exports(export_id=pk)[0]

