@@ -56,20 +56,11 @@ def list_settings(method: str, as_json: bool) -> int:
     """The pass-through settings of a method, from trl's and peft's dataclasses."""
     from harness.errors import ConfigError
     from harness.train.methods import METHODS
-    from harness.train.passthrough import (PEFT_FROM_HARNESS, PEFT_OWNED, TRL_FROM_HARNESS, TRL_OWNED,
-                                           TRL_OWNED_PREFIXES, settings, trl_class)
+    from harness.train.passthrough import sections as method_sections
 
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    from harness.train.config import TrainConfig
-
-    cfg = TrainConfig.model_construct(**{**{k: f.get_default(call_default_factory=True)
-                                            for k, f in TrainConfig.model_fields.items()}, "method": method})
-    trl_cls = trl_class(METHODS[method].family)
-    built = METHODS[method].build(cfg)
-    sections = {"trl": (trl_cls, settings(trl_cls, TRL_FROM_HARNESS, TRL_OWNED, TRL_OWNED_PREFIXES))}
-    if built is not None:
-        sections["peft"] = (type(built), settings(type(built), PEFT_FROM_HARNESS, PEFT_OWNED))
+    sections = method_sections(method)
     if as_json:
         out_json({name: {"class": cls.__name__, "settings": [
             {"name": s.name, "type": s.type, "default": s.default if isinstance(s.default, (str, int, float, bool, type(None))) else repr(s.default),

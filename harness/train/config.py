@@ -284,9 +284,9 @@ def load_train_config(source: str | Path | dict | TrainConfig, base_dir: str | P
     for field in ("train_data", "validation_data"):
         value = raw.get(field)
         if isinstance(value, (str, Path)):
-            fmt = raw.get("data_format") if cfg is None or cfg.data_format is None else cfg.data_format
             from harness.data.tables import check_data_format
 
+            fmt = raw.get("data_format")  # an invalid one is reported as its own field
             problems += _data_problems(where, field, value, family, fmt if check_data_format(fmt) is None else None)
     problems = _place_hints(problems, raw)
     if cfg is not None:

@@ -74,8 +74,11 @@ PEFT_OWNED = {
     "peft_version": "set by peft",
 }
 
-TRACKERS = ("tensorboard", "mlflow", "wandb", "trackio", "comet_ml", "neptune", "clearml", "dvclive",
-            "swanlab", "azure_ml", "codecarbon")
+def trackers() -> list[str]:
+    """The names transformers' `report_to` takes (its own table of integrations)."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    return list(INTEGRATION_TO_CALLBACK)
 
 
 def trl_class(family: str):
@@ -173,19 +176,28 @@ def section_problems(where: str, section: str, values: dict, cls, from_harness: 
     return problems
 
 
-def placement(key: str, method) -> tuple[str, str] | None:
-    """('trl', "trl's SFTConfig") when `key` is a setting of that section, else None."""
+def sections(method: str) -> dict[str, tuple[type, list[Setting]]]:
+    """{'trl': (its config class, settings), 'peft': (...)} for a method (no peft for full)."""
+    from harness.train.config import TrainConfig
     from harness.train.methods import METHODS
 
-    family = METHODS[method].family if method in METHODS else "sft"
-    cls = trl_class(family)
-    if TRL_RENAMED.get(key, key) in {s.name for s in settings(cls, TRL_FROM_HARNESS, TRL_OWNED, TRL_OWNED_PREFIXES)}:
-        return "trl", f"trl's {cls.__name__}"
-    from peft import LoraConfig
+    cls = trl_class(METHODS[method].family)
+    out = {"trl": (cls, settings(cls, TRL_FROM_HARNESS, TRL_OWNED, TRL_OWNED_PREFIXES))}
+    peft_cls = peft_class(TrainConfig.model_construct(method=method, lora=TrainConfig.model_fields["lora"].get_default(
+        call_default_factory=True), num_virtual_tokens=16))
+    if peft_cls is not None:
+        out["peft"] = (peft_cls, settings(peft_cls, PEFT_FROM_HARNESS, PEFT_OWNED))
+    return out
 
-    lora_like = method in (None, "lora", "qlora", "dpo")
-    if lora_like and key in {s.name for s in settings(LoraConfig, PEFT_FROM_HARNESS, PEFT_OWNED)}:
-        return "peft", "peft's LoraConfig"
+
+def placement(key: str, method) -> tuple[str, str] | None:
+    """('trl', "trl's SFTConfig") when `key` is a setting of that section for the method (lora
+    when the method is unknown), else None."""
+    from harness.train.methods import METHODS
+
+    for name, (cls, found) in sections(method if method in METHODS else "lora").items():
+        if (TRL_RENAMED.get(key, key) if name == "trl" else key) in {s.name for s in found}:
+            return name, f"{cls.__module__.split('.')[0]}'s {cls.__name__}"
     return None
 
 
@@ -205,10 +217,10 @@ def report_to_problems(where: str, report_to: list[str]) -> list[str]:
     for name in report_to:
         if name == "none" and len(report_to) > 1:
             problems.append(f"{where}: field 'report_to': 'none' with other trackers: give either")
-        elif name not in TRACKERS:
-            close = difflib.get_close_matches(name, TRACKERS, n=1)
+        elif name not in trackers():
+            close = difflib.get_close_matches(name, trackers(), n=1)
             problems.append(f"{where}: field 'report_to': unknown tracker {name!r}"
-                            f"{f' (did you mean {close[0]!r}?)' if close else ''}: use one of {', '.join(TRACKERS)}, or none")
+                            f"{f' (did you mean {close[0]!r}?)' if close else ''}: use one of {', '.join(trackers())}, or none")
         elif name not in available:
             package = {"comet_ml": "comet-ml", "azure_ml": "azureml-core"}.get(name, name)
             problems.append(f"{where}: field 'report_to': {name} is not installed here: pip install {package}")

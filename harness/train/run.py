@@ -138,13 +138,11 @@ def stored_card(cfg: TrainConfig, final: Path) -> str:
     """The artifact's README: what made it, from the config alone (deterministic, so the folder is
     the same bytes on every machine; peft's template named this machine's cache path). The verdict
     comes later: `harness export CHANNEL --format hf` writes a card with the gate's rules."""
-    import json as _json
-
     saved = final / "adapter_config.json"
-    base = _json.loads(saved.read_text()).get("base_model_name_or_path", cfg.base_model) if saved.is_file() else cfg.base_model
+    base = json.loads(saved.read_text()).get("base_model_name_or_path", cfg.base_model) if saved.is_file() else cfg.base_model
     data = cfg.data_hashes()
-    lines = ["---", f"base_model: {_json.dumps(base)}", "library_name: " + ("transformers" if cfg.method == "full" else "peft"),
-             f"tags: [harness, {_json.dumps(cfg.method)}]", "---", "",
+    lines = ["---", f"base_model: {json.dumps(base)}", "library_name: " + ("transformers" if cfg.method == "full" else "peft"),
+             f"tags: [harness, {json.dumps(cfg.method)}]", "---", "",
              f"# A {cfg.method} {'model' if cfg.method == 'full' else 'adapter'} trained by harness", "",
              f"- base model: `{cfg.base_model}`",
              f"- training config hash: `{cfg.config_hash()}`",
