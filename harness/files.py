@@ -230,8 +230,8 @@ def config_path(base: Path, p: Any) -> Any:
     expanded); anything else (a wrong type, an empty value: for validation to name) as it is.
     Every loader resolves its paths with this, so a config means the same files from any
     working directory."""
-    if not isinstance(p, (str, Path)) or not str(p):
-        return p
+    if not isinstance(p, (str, Path)) or not str(p) or isinstance(p, str) and p.startswith("hf://"):
+        return p  # a hub address (`hf://datasets/...`) is fetched by the loader that reads it
     q = expand(p)
     if q.is_absolute():
         return q

@@ -11,9 +11,10 @@ from harness.commands import command
 @command("data check", "Check training data: format, duplicates, leakage into eval suites, PII, consistency, coverage, stale dates.")
 def cmd_data_check(p: argparse.ArgumentParser):
     p.add_argument("data", help="training file (JSONL, Parquet, CSV/TSV or JSON: chat messages, prompt/completion, or "
-                   "prompt/chosen/rejected; other shapes with --data-format)")
+                   "prompt/chosen/rejected; other shapes with --data-format), or a hub dataset's file: "
+                   "hf://datasets/org/name@revision/train.parquet")
     p.add_argument("--suites", nargs="+", default=[], help="eval suite folders, or a folder of suites (e.g. suites/), to check for leakage")
-    p.add_argument("--against", nargs="+", default=[], help="held-out JSONL files (e.g. validation.jsonl) to check for leakage too")
+    p.add_argument("--against", nargs="+", default=[], help="held-out files (e.g. validation.jsonl, or hf://datasets/... files) to check for leakage too")
     p.add_argument("--format", choices=["sft", "dpo"], help="expected format family (default: detected from the records)")
     p.add_argument("--data-format", metavar="SHAPE", help="sharegpt, alpaca, or column renames as JSON, e.g. "
                    "'{\"prompt\": \"question\", \"completion\": \"answer\"}' (a run config's train.data_format)")

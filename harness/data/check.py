@@ -134,14 +134,18 @@ def check_data(
 ) -> DataReport:
     """Check a training JSONL file: format, duplicates, leakage into `suites` (and `against`
     held-out files), PII and secrets, answer consistency, coverage and stale dates."""
-    path = Path(path)
+    from harness.data.hub import fetch, is_hub_address
+
+    address = path if is_hub_address(path) else None
+    path = fetch(path) if address else Path(path)
     suites = [suites] if isinstance(suites, (str, Path)) else suites
     against = [against] if isinstance(against, (str, Path)) else against
+    against = [fetch(a) if is_hub_address(a) else a for a in against]
     records = read_records(path, max_field_chars, data_format)
     family = resolve_family(records, fmt)
     suite_objs = _load_suites(suites)
     validator = consistency.load_schema(schema) if schema is not None else None
-    name = str(path)
+    name = address or str(path)  # a hub file is named by its address, locations included
 
     def loc(r: Record) -> str:
         return f"{name}:{r.line}"
@@ -163,6 +167,10 @@ def check_data(
     ):
         findings += f
         summary.update(s)
+    if address:
+        from harness.data.hub import commit_of
+
+        summary["hub"] = {"address": address, "commit": commit_of(path), "file": str(path)}
     settings = {"format": family, "data_format": data_format, "schema": str(schema) if schema is not None and not isinstance(schema, dict) else schema,
                 "horizon_years": horizon_years, "gated_suites": list(gated_suites), "near_dup_threshold": near_dup_threshold,
                 "leak_threshold": leak_threshold, "max_field_chars": max_field_chars}

@@ -119,6 +119,8 @@ def short_locations(locations: list[str], path: str, limit: int = 4) -> str:
 def summary_rows(s: dict) -> list[tuple[str, str]]:
     """The summary as (label, value) rows for a table (terminal or HTML)."""
     rows = [("records", f"{s.get('records', 0)} ({_kv(s.get('formats', {}))}); malformed {s.get('malformed', 0)}")]
+    if s.get("hub"):
+        rows.insert(0, ("hub file", f"commit {s['hub']['commit']}, read from {s['hub']['file']}"))
     if "suites" in s:
         scope = [f"{x['name']} ({x['cases']} cases)" for x in s["suites"]]
         scope += [f"{h['path']} ({h['records']} records)" for h in s.get("held_out", [])]

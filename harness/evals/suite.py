@@ -68,7 +68,8 @@ class SuiteSpec(ConfigModel):
     min_pass_rate: float | None = Field(None, ge=0, le=1, description="session threshold for the pytest plugin")
     latency_sample: int = Field(6, ge=0, description="cases timed at batch 1 for latency percentiles")
     cases: str | None = Field(None, description="the cases file in this folder: JSONL, Parquet, CSV/TSV or JSON "
-                              "(default: the one cases.* file there)")
+                              "(default: the one cases.* file there), or a hub dataset's file: "
+                              "hf://datasets/org/name@revision/test.parquet")
     columns: dict[str, str] = Field(default_factory=dict, description="case fields read from other columns, "
                                     "dotted for nested fields: {id: qid, input.question: question, expected: answer}")
 
@@ -187,6 +188,13 @@ def _cases_file(folder: Path, raw) -> tuple[Path, str | None]:
     from harness.data.tables import DATA_SUFFIXES
 
     named = raw.get("cases") if isinstance(raw, dict) else None
+    if isinstance(named, str) and named.startswith("hf://"):  # a hub dataset's file, fetched once
+        from harness.data.hub import fetch
+
+        try:
+            return fetch(named), None
+        except ConfigError as e:
+            return folder / "cases.jsonl", f"{folder / 'suite.yaml'}: field 'cases': {e}"
     if isinstance(named, str) and named:
         p = folder / named
         if Path(named).is_absolute() or ".." in Path(named).parts:

@@ -55,7 +55,8 @@ class TrainConfig(ConfigModel):
     base_model: str = Field(DEFAULT_MODEL, description="model spec: alias, local folder (safetensors) or hub id")
     method: str = Field(..., description="training method: " + ", ".join(METHODS))
     train_data: Path = Field(..., description="training records in JSONL, Parquet, CSV/TSV or JSON: {messages} or "
-                             "{prompt, completion}; {prompt, chosen, rejected} for dpo; other shapes via data_format")
+                             "{prompt, completion}; {prompt, chosen, rejected} for dpo; other shapes via data_format; "
+                             "a hub dataset's file as hf://datasets/org/name@revision/train.parquet")
     data_format: str | dict[str, str] | None = Field(None, description="shape of train_data and validation_data when "
                                                      "not the harness's own: sharegpt, alpaca, or column renames "
                                                      "{field: column}, e.g. {prompt: question, completion: answer}")
@@ -179,6 +180,22 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     return out
 
 
+def _fetch_hub_data(where: str, raw: dict, problems: list[str]) -> set[str]:
+    """Hub dataset addresses (`hf://datasets/...`) in the data fields replaced by the fetched local
+    files; the fields that could not be fetched, their reasons added to `problems`."""
+    from harness.data.hub import fetch, is_hub_address
+
+    failed = set()
+    for field in ("train_data", "validation_data"):
+        if is_hub_address(raw.get(field)):
+            try:
+                raw[field] = fetch(raw[field])
+            except ConfigError as e:
+                problems.append(f"{where}: field '{field}': {e}")
+                failed.add(field)
+    return failed
+
+
 def _data_problems(where: str, field: str, path, family: str | None, data_format=None) -> list[str]:
     """Every problem of one dataset file: missing, unreadable, malformed records, wrong shape for the method."""
     from harness.data.formats import read_records
@@ -273,6 +290,7 @@ def load_train_config(source: str | Path | dict | TrainConfig, base_dir: str | P
     raw, where, base = _read_source(source, base_dir)
     raw = _resolve_paths(raw, base)
     problems: list[str] = []
+    unfetched = _fetch_hub_data(where, raw, problems)
     cfg: TrainConfig | None = None
     try:
         cfg = TrainConfig.model_validate(raw)
@@ -283,7 +301,7 @@ def load_train_config(source: str | Path | dict | TrainConfig, base_dir: str | P
     problems += _base_model_problems(where, raw.get("base_model", DEFAULT_MODEL))
     for field in ("train_data", "validation_data"):
         value = raw.get(field)
-        if isinstance(value, (str, Path)):
+        if isinstance(value, (str, Path)) and field not in unfetched:
             from harness.data.tables import check_data_format
 
             fmt = raw.get("data_format")  # an invalid one is reported as its own field
