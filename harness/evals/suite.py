@@ -129,11 +129,14 @@ class Suite:
         return any(c.needs == "generation" and c.applies(case) for c in self.checks)
 
 
-def _hash_files(folder: Path) -> str:
+def _hash_files(folder: Path, cases: Path | None = None) -> str:
+    """The folder's files; a cases file outside it (a hub dataset's) by its bytes too."""
     h = hashlib.sha256()
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name.lower() != "readme.md" and "__pycache__" not in p.parts:
             h.update(str(p.relative_to(folder)).encode() + b"\0" + hashlib.sha256(p.read_bytes()).hexdigest().encode())
+    if cases is not None and folder.resolve() not in cases.resolve().parents:
+        h.update(b"cases\0" + hashlib.sha256(cases.read_bytes()).hexdigest().encode())
     return h.hexdigest()
 
 
@@ -325,7 +328,9 @@ def load_suite(path: str | Path) -> Suite:
     templates = _templates(spec, yml, jsonl, cases, problems) if spec is not None else {}
     if problems:
         raise ConfigError(problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else []), title=f"invalid suite {folder}")
-    return Suite(folder.resolve(), spec, cases, checks, _hash_files(folder), templates, cases_path=jsonl.resolve(),
+    return Suite(folder.resolve(), spec, cases, checks, _hash_files(folder, jsonl), templates,
+                 # a hub file stays named by its snapshot (commit), not the blob it links to
+                 cases_path=jsonl.absolute() if "snapshots" in jsonl.parts else jsonl.resolve(),
                  case_lines=seen)
 
 

@@ -26,10 +26,13 @@ TRAIN = "data/train-00000-of-00001.parquet"
 def build_dataset_cache(cache: Path, files: dict[str, Path]) -> Path:
     """`tinyorg/tickets` in huggingface_hub's cache: `main` and the tag `v1` at one commit."""
     repo = cache / "datasets--tinyorg--tickets"
-    for name, src in files.items():
+    for name, src in files.items():  # as huggingface_hub keeps them: a snapshot's file links to its blob
+        blob = repo / "blobs" / f"blob-{len(list((repo / 'blobs').glob('*'))) if (repo / 'blobs').exists() else 0}"
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, blob)
         dst = repo / "snapshots" / COMMIT / name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src, dst)
+        dst.symlink_to(blob)
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     for ref in ("main", "v1"):
         (repo / "refs" / ref).write_text(COMMIT)
@@ -120,6 +123,11 @@ def test_a_suite_whose_cases_are_a_hub_file(dataset_cache, tmp_path):
     hub, local = load_suite(folder), load_suite(MINI)
     assert [c.model_dump() for c in hub.cases] == [c.model_dump() for c in local.cases]
     assert commit_of(hub.cases_path) == COMMIT and hub.case_lines["m-02"] == 3
+    assert hub.hash != load_suite(MINI).hash  # the hub file's bytes are part of the suite's identity
+    write_parquet(tmp_path / "other.parquet", mini_rows()[:-1])
+    (dataset_cache / "datasets--tinyorg--tickets/snapshots" / COMMIT / "data/test.parquet").resolve().write_bytes(
+        (tmp_path / "other.parquet").read_bytes())  # the same address, other cases (a moved branch)
+    assert load_suite(folder).hash != hub.hash
     (folder / "suite.yaml").write_text((MINI / "suite.yaml").read_text() + "cases: hf://datasets/tinyorg/tickets@v2/data/test.parquet\n")
     with pytest.raises(ConfigError, match=r"suite.yaml: field 'cases': hf://datasets/tinyorg/tickets@v2/data/test.parquet: "):
         load_suite(folder)
