@@ -9,11 +9,11 @@ revision a run read is in its record even when it named a branch.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.models.specs import hub_offline as _offline
 
 PREFIX = "hf://"
 _ADDRESS = re.compile(r"^hf://datasets/(?P<repo>[\w.-]+(?:/[\w.-]+)?)(?:@(?P<revision>[\w.-]+))?(?:/(?P<file>.*))?$")
@@ -22,10 +22,6 @@ FORM = "hf://datasets/org/name[@revision]/path/to/file.parquet"
 
 def is_hub_address(value) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
 def _data_files(repo: str, revision: str | None) -> list[str] | None:
@@ -45,8 +41,8 @@ def _data_files(repo: str, revision: str | None) -> list[str] | None:
     return sorted(n for n in names if n.lower().endswith(DATA_SUFFIXES))
 
 
-def _choose(repo: str, revision: str | None, at: str) -> str:
-    files = _data_files(repo, revision)
+def _choose(repo: str, revision: str | None, at: str, files: list[str] | None = None) -> str:
+    files = _data_files(repo, revision) if files is None else files
     if files:
         shown = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
         return f"name one of its data files: {shown} (e.g. hf://datasets/{at}/{files[0]})"
@@ -82,7 +78,8 @@ def fetch(address: str) -> Path:
         raise ConfigError(f"{address}: hub dataset {repo!r} has no revision {revision!r}: check the branch, tag or commit") from None
     except LocalEntryNotFoundError:
         which = f"revision {revision!r}" if revision else "its main revision"
-        hint = _choose(repo, revision, at) if _data_files(repo, revision) else (
+        files = _data_files(repo, revision)  # listed once: offline, what the cache holds
+        hint = _choose(repo, revision, at, files) if files else (
             "download it where the network allows (huggingface_hub.hf_hub_download(..., repo_type='dataset')), "
             "or give a local file")
         raise ConfigError(f"{address}: {file!r} of hub dataset {at!r} ({which}) is not in the local cache and "

@@ -129,6 +129,12 @@ class Suite:
         return any(c.needs == "generation" and c.applies(case) for c in self.checks)
 
 
+def _hub_commit(path: Path) -> str | None:
+    from harness.data.hub import commit_of
+
+    return commit_of(path)
+
+
 def _hash_files(folder: Path, cases: Path | None = None) -> str:
     """The folder's files; a cases file outside it (a hub dataset's) by its bytes too."""
     h = hashlib.sha256()
@@ -329,8 +335,8 @@ def load_suite(path: str | Path) -> Suite:
     if problems:
         raise ConfigError(problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else []), title=f"invalid suite {folder}")
     return Suite(folder.resolve(), spec, cases, checks, _hash_files(folder, jsonl), templates,
-                 # a hub file stays named by its snapshot (commit), not the blob it links to
-                 cases_path=jsonl.absolute() if "snapshots" in jsonl.parts else jsonl.resolve(),
+                 # a hub file (harness.data.hub.commit_of) stays named by its snapshot (commit), not the blob it links to
+                 cases_path=jsonl.absolute() if _hub_commit(jsonl) else jsonl.resolve(),
                  case_lines=seen)
 
 

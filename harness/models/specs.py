@@ -101,13 +101,18 @@ def check_local_folder(path: Path, spec: str) -> Path:
     return path.resolve()
 
 
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE set: only huggingface_hub's cache is read (models and datasets alike)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
 def fetch_hub(repo_id: str, revision: str | None = None, single_name: bool = False) -> Path:
     """Fetch safetensors + tokenizer files of a hub model at `revision` (default: main), or find
     them in the cache when offline."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError, RevisionNotFoundError
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    offline = hub_offline()
     patterns = ["*.safetensors", "*.json", "*.jinja", "tokenizer.model", "*.txt"]
     at = f"{repo_id}@{revision}" if revision else repo_id
     # a single word is an alias typo as often as a hub id: say both

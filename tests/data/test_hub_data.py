@@ -26,8 +26,8 @@ TRAIN = "data/train-00000-of-00001.parquet"
 def build_dataset_cache(cache: Path, files: dict[str, Path]) -> Path:
     """`tinyorg/tickets` in huggingface_hub's cache: `main` and the tag `v1` at one commit."""
     repo = cache / "datasets--tinyorg--tickets"
-    for name, src in files.items():  # as huggingface_hub keeps them: a snapshot's file links to its blob
-        blob = repo / "blobs" / f"blob-{len(list((repo / 'blobs').glob('*'))) if (repo / 'blobs').exists() else 0}"
+    for i, (name, src) in enumerate(files.items()):  # as huggingface_hub keeps them: a snapshot's file links to its blob
+        blob = repo / "blobs" / f"blob-{i}"
         blob.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, blob)
         dst = repo / "snapshots" / COMMIT / name
