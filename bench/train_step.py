@@ -1,10 +1,12 @@
-"""Training step time: the LM head scoring only the answer's positions vs every position.
+"""Training step time: the LM head scoring only the answer's positions vs every position, and a
+batch's shared prefix (the system prompt) run once.
 
 trl 1.x scores every position of a batch through its fused LM head on devices without Triton
 (a CPU) and masks the prompt afterwards; the harness makes it score only the labelled positions
 (`harness.train.trainers.answer_tokens_only`). This runs the same LoRA steps both ways on
-the demo's training data, alternating, in one process, and compares the medians. Loss and
-gradients are the same both ways (tests/train/test_trainers.py).
+the demo's training data, alternating, in one process, and compares the medians; then the same with
+the rows' common prefix run for one row (`shared_prefix_once`, the harness's trainer does both).
+Loss and gradients are the same every way (tests/train/test_trainers.py).
 
     python bench/train_step.py                                   # the real model, 4 steps x 3
     python bench/train_step.py --model tiny --steps 10           # 2-layer random model
@@ -49,7 +51,9 @@ def main() -> None:
             "base_model": model, "method": "lora", "train_data": str(DATA), "output_dir": f"{tmp}/out", "seed": 0,
             "max_steps": args.steps, "batch_size": args.batch_size, "learning_rate": 1e-3, "max_length": 448,
             "save_steps": 10**6, "logging_steps": 10**6, "group_by_length": True,
-            "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
+            # the demo's adapter (examples/ticket_triage/run.yaml); the tiny model has 2 layers, all trained
+            "lora": {"r": 32, "alpha": 64, "dropout": 0.0, "target_modules": "all-linear",
+                     **({} if args.model == "tiny" else {"layers": list(range(15, 30))})},
         })
         prepared = prepare(cfg)
         trainer = prepared.trainer
@@ -63,31 +67,48 @@ def main() -> None:
         model_.train()
         optimizer = torch.optim.AdamW([p for p in model_.parameters() if p.requires_grad], lr=1e-3)
 
-        def steps(answer_only: bool) -> float:
-            # the harness's trainer scores answer tokens only; trl's own compute_loss every position
-            compute = trainer.compute_loss if answer_only else (lambda *a: SFTTrainer.compute_loss(trainer, *a))
+        from harness.train.trainers import answer_tokens_only, shared_prefix_length
+
+        def trl_loss(*a):
+            return SFTTrainer.compute_loss(trainer, *a)
+
+        def answer_only_loss(*a):
+            with answer_tokens_only():
+                return SFTTrainer.compute_loss(trainer, *a)
+
+        ways = {  # trl's own loss; the LM head on answer positions only; that plus the prefix once (the harness's)
+            "every position": trl_loss, "answer only": answer_only_loss, "+ prefix once": trainer.compute_loss,
+        }
+        bf16 = bool(trainer.args.bf16)  # as the trainer runs it: bf16 autocast where the CPU has it
+
+        def steps(way: str) -> float:
             t0 = time.perf_counter()
             for batch in batches:
-                loss = compute(model_, dict(batch))
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    loss = ways[way](model_, dict(batch))
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad()
             return time.perf_counter() - t0
 
-        times: dict[str, list[float]] = {"every position": [], "answer only": []}
+        names = list(ways)
+        times: dict[str, list[float]] = {k: [] for k in names}
         for i in range(args.repeats):
-            for way in (("answer only", "every position") if i % 2 else ("every position", "answer only")):
-                times[way].append(steps(way == "answer only"))
+            for way in names[i % len(names):] + names[:i % len(names)]:  # rotated: no way always first
+                times[way].append(steps(way))
                 print(f"  {way:<15} run {i + 1}: {times[way][-1]:.2f} s", file=sys.stderr)
 
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     labelled = sum(int((b["labels"] != -100).sum()) for b in batches)
+    shared = [shared_prefix_length(b["input_ids"], b["attention_mask"]) for b in batches]
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\nLoRA SFT, {args.steps} steps x {args.batch_size} records of {DATA.name} ({tokens} tokens, "
-          f"{labelled} of them answer), model {args.model}, median of {args.repeats}")
-    print(f"{'':<22}{'every position':>16}{'answer only':>14}")
-    print(f"{'seconds per step':<22}{med['every position'] / args.steps:>16.2f}{med['answer only'] / args.steps:>14.2f}")
-    print(f"speed-up: {med['every position'] / med['answer only']:.2f}x")
+    print(f"\nLoRA SFT ({'bf16 autocast' if bf16 else 'fp32'}), {args.steps} steps x {args.batch_size} records of "
+          f"{DATA.name} ({tokens} tokens, {labelled} of them answer; {sum(n >= 16 for n in shared)} batches share a "
+          f"prefix, {sum(n for n in shared if n >= 16)} tokens), model {args.model}, median of {args.repeats}")
+    print(f"{'':<22}" + "".join(f"{k:>16}" for k in names))
+    print(f"{'seconds per step':<22}" + "".join(f"{med[k] / args.steps:>16.2f}" for k in names))
+    print(f"{'vs every position':<22}" + "".join(f"{med['every position'] / med[k]:>15.2f}x" for k in names))
+    print(f"prefix once vs answer only: {med['answer only'] / med['+ prefix once']:.2f}x")
 
 
 if __name__ == "__main__":

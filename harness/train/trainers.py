@@ -84,6 +84,82 @@ def answer_tokens_only():
         trl_utils._use_triton = real
 
 
+# the fewest shared tokens worth a separate prefix pass (below that the extra calls cost more)
+MIN_SHARED_PREFIX = 16
+
+
+def shared_prefix_length(input_ids, attention_mask) -> int:
+    """How many leading tokens every row of the batch has in common (all real, none padding),
+    leaving at least one token per row for the suffix pass; 0 for a batch of one row."""
+    import torch
+
+    if input_ids.dim() != 2 or input_ids.size(0) < 2 or input_ids.size(1) < 2:
+        return 0
+    same = (input_ids == input_ids[:1]).all(0)
+    if attention_mask is not None:
+        same &= attention_mask.bool().all(0)
+    differ = torch.nonzero(~same)
+    n = int(differ[0, 0]) if len(differ) else input_ids.size(1)
+    return min(n, input_ids.size(1) - 1)
+
+
+@contextlib.contextmanager
+def shared_prefix_once(model, min_shared: int = MIN_SHARED_PREFIX):
+    """While inside, a training batch whose rows start with the same tokens runs them once.
+
+    Every triage record starts with the same system prompt (84 of its ~200 tokens), and the
+    records of a batch are usually all triage records. The backbone then runs that prefix for one
+    row, with its keys and values kept, and the rest of every row against those keys and values
+    broadcast to the batch; its hidden states are joined back into the full
+    `(batch, length, hidden)` tensor the LM head expects. Causal attention makes this the same
+    computation (a row's prefix cannot see its suffix), and the backward pass sums the rows'
+    gradients through the broadcast, so the loss and the gradients equal the unshared ones up to
+    floating-point order (tests/train/test_trainers.py); bench/train_step.py measures the step.
+    Batches with inputs_embeds (prompt tuning), an existing cache (prefix tuning), gradient
+    checkpointing (which drops caches) or too short a shared prefix run as before.
+    """
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
+    if (backbone is None or backbone is inner or "forward" in vars(backbone)
+            or getattr(inner, "is_gradient_checkpointing", False)):
+        yield
+        return
+    original = backbone.forward
+
+    def forward(input_ids=None, attention_mask=None, position_ids=None, cache=None, inputs_embeds=None,
+                use_cache=None, **kwargs):
+        whole = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
+                     inputs_embeds=inputs_embeds, use_cache=use_cache, **kwargs)
+        if input_ids is None or inputs_embeds is not None or cache is not None or kwargs.get("past_key_values") is not None:
+            return original(**whole)
+        n = shared_prefix_length(input_ids, attention_mask)
+        if n < min_shared:
+            return original(**whole)
+        import torch
+        from transformers import DynamicCache
+        from transformers.modeling_outputs import BaseModelOutputWithPast
+
+        rows = input_ids.size(0)
+        head = {} if position_ids is None else {"position_ids": position_ids[:1, :n]}
+        prefix_cache = DynamicCache(config=backbone.config)
+        first = original(input_ids=input_ids[:1, :n], cache=prefix_cache, use_cache=True, **head, **kwargs)
+        for layer in prefix_cache.layers:
+            layer.keys = layer.keys.expand(rows, *layer.keys.shape[1:])
+            layer.values = layer.values.expand(rows, *layer.values.shape[1:])
+        tail = {"position_ids": (torch.arange(n, input_ids.size(1), device=input_ids.device).unsqueeze(0)
+                                 if position_ids is None else position_ids[:, n:])}
+        rest = original(input_ids=input_ids[:, n:], attention_mask=attention_mask, cache=prefix_cache, use_cache=True,
+                        **tail, **kwargs)
+        hidden = torch.cat([first.last_hidden_state.expand(rows, -1, -1), rest.last_hidden_state], dim=1)
+        return BaseModelOutputWithPast(last_hidden_state=hidden)
+
+    backbone.forward = forward
+    try:
+        yield
+    finally:
+        del backbone.forward
+
+
 def load_model(cfg: TrainConfig):
     """(model, tokenizer, resolved, fingerprint): safetensors only, no remote code; 4-bit NF4 for qlora."""
     import torch
@@ -202,9 +278,9 @@ def sft_trainer(cfg: TrainConfig, model, tokenizer, train_ds, eval_ds, peft_conf
     from trl import SFTConfig, SFTTrainer
 
     class Trainer(SFTTrainer):
-        def compute_loss(self, *args, **kwargs):
-            with answer_tokens_only():
-                return super().compute_loss(*args, **kwargs)
+        def compute_loss(self, model, *args, **kwargs):
+            with answer_tokens_only(), shared_prefix_once(model):
+                return super().compute_loss(model, *args, **kwargs)
 
         def _get_train_sampler(self, train_dataset=None):
             dataset = self.train_dataset if train_dataset is None else train_dataset

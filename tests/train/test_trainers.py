@@ -93,3 +93,70 @@ def test_group_by_length_trainer_uses_length_batches(tiny_cfg):
     assert first["input_ids"].shape[0] == 2
     for row, ids in zip(first["input_ids"].tolist(), expected):
         assert row[: len(ids)] == list(ids)
+
+
+def test_shared_prefix_runs_once_with_the_same_loss_and_gradients(tiny_cfg, tmp_path):
+    # records that start with one system prompt: the backbone runs it for one row and the rest of
+    # every row against its keys and values; loss and gradients equal the unshared pass's
+    import json
+
+    from trl import SFTTrainer
+
+    from harness.train.config import load_train_config
+    from harness.train.trainers import answer_tokens_only, prepare, shared_prefix_length, shared_prefix_once
+
+    system = "You are a careful assistant for the Nimbus support desk. Answer in one short sentence, in English."
+    data = tmp_path / "system.jsonl"
+    asks = [("What colour is the sky?", "Blue."), ("Name the colour of grass, please.", "Green, mostly."),
+            ("Which colour is snow?", "White."), ("And the sea on a sunny day, what colour is it?", "Blue.")]
+    data.write_text("".join(json.dumps({"messages": [{"role": "system", "content": system}, {"role": "user", "content": q},
+                                                     {"role": "assistant", "content": a}]}) + "\n" for q, a in asks))
+    trainer = prepare(load_train_config(tiny_cfg("lora", train_data=str(data), batch_size=4))).trainer
+    batch = next(iter(trainer.get_train_dataloader()))
+    shared = shared_prefix_length(batch["input_ids"], batch["attention_mask"])
+    assert shared >= 16 and batch["input_ids"].shape[0] == 4
+    assert (batch["attention_mask"] == 0).any()  # rows of different lengths: the suffix pass sees padding
+    model = trainer.model
+    model.eval()
+    backbone = model.get_base_model().model
+    calls = []
+    real_forward = type(backbone).forward
+
+    def counting(self, *a, **k):
+        calls.append(k.get("input_ids").shape if k.get("input_ids") is not None else None)
+        return real_forward(self, *a, **k)
+
+    def loss_and_grads(share: bool):
+        model.zero_grad()
+        calls.clear()
+        if share:
+            loss = trainer.compute_loss(model, dict(batch))
+        else:
+            with answer_tokens_only():
+                loss = SFTTrainer.compute_loss(trainer, model, dict(batch))
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad], list(calls)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(type(backbone), "forward", counting):
+        plain = loss_and_grads(False)
+        once = loss_and_grads(True)
+    length = batch["input_ids"].shape[1]
+    assert plain[2] == [torch.Size([4, length])]
+    assert once[2] == [torch.Size([1, shared]), torch.Size([4, length - shared])]  # the prefix once, then the rest
+    assert once[0] == pytest.approx(plain[0], rel=1e-5)
+    assert len(once[1]) == len(plain[1]) > 0
+    for a, b in zip(once[1], plain[1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert "forward" not in vars(backbone)  # the instance's own forward is gone when the block ends
+    # nothing shared, one row, or gradient checkpointing: the plain pass
+    assert shared_prefix_length(batch["input_ids"][:1], batch["attention_mask"][:1]) == 0
+    ids = batch["input_ids"].clone()
+    ids[1, 0] = ids[0, 0] + 1
+    assert shared_prefix_length(ids, batch["attention_mask"]) == 0
+    model.get_base_model().gradient_checkpointing_enable()
+    with unittest.mock.patch.object(type(backbone), "forward", counting), shared_prefix_once(model):
+        calls.clear()
+        model(**{k: v for k, v in batch.items() if k != "labels"})
+    assert calls == [torch.Size([4, length])]
