@@ -121,7 +121,7 @@ def shared_prefix_once(model, min_shared: int = MIN_SHARED_PREFIX):
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
     if (backbone is None or backbone is inner or "forward" in vars(backbone)
-            or getattr(inner, "is_gradient_checkpointing", False)):
+            or getattr(inner, "is_activation_checkpointing", getattr(inner, "is_gradient_checkpointing", False))):
         yield
         return
     original = backbone.forward

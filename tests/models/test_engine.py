@@ -82,6 +82,50 @@ def test_lora_rows_do_not_depend_on_their_batch_and_disabling_restores(tiny_mode
     assert texts(backend.generate(REQS, cfg)) == base
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_fused_lora_gives_peft_s_numbers(tiny_model_dir, tmp_path, monkeypatch, dtype):
+    # the engine stacks each LoRA's A under the base weight (one product for both): the outputs of
+    # peft's own forward, and its log-likelihoods (bitwise in bf16; fp32 products of another width
+    # round differently, ~1e-7 relative)
+    import harness.models.engine as engine_module
+    from harness.models.kernels import FusedLora
+    from tests.conftest import make_adapter
+
+    backend = HFBackend.from_spec(str(tiny_model_dir), dtype=dtype)
+    backend.load_adapter(make_adapter(tiny_model_dir, tmp_path / "lora", "lora"))
+    cfg = GenerationConfig(max_new_tokens=10)
+    pairs = [(REQS[0], "Paris."), (REQS[0], "Rome, I think."), (REQS[2], "Hello!")]
+
+    def run():
+        return texts(backend.generate(REQS, cfg)), backend.loglikelihood(pairs)
+
+    fused = run()
+    eng = backend._grouped()
+    assert len(eng._fused) == 2 * 3 and all(isinstance(f, FusedLora) for f in eng._fused.values())  # 2 layers x 3 modules
+    monkeypatch.setattr(engine_module, "lora_adapter", lambda m: None)  # peft's forward for every LoRA layer
+    backend._engine = None
+    plain = run()
+    assert not backend._grouped()._fused
+    assert fused[0] == plain[0] and len(set(fused[0])) > 3
+    if dtype == "bfloat16":
+        assert [r.logprob for r in fused[1]] == [r.logprob for r in plain[1]]
+    else:
+        assert [r.logprob for r in fused[1]] == pytest.approx([r.logprob for r in plain[1]], rel=1e-6, abs=0)
+    assert [r.is_greedy for r in fused[1]] == [r.is_greedy for r in plain[1]]
+    monkeypatch.undo()
+    backend._engine = None
+    assert run() == fused  # the engine built again: fused again
+    # a changed adapter weight is picked up (the stacked weight is built again)
+    lora_b = next(p for n, p in backend.model.named_parameters() if "lora_B" in n)
+    with torch.no_grad():
+        lora_b.mul_(0)
+    changed = texts(backend.generate(REQS, cfg))
+    assert changed != fused[0]
+    monkeypatch.setattr(engine_module, "lora_adapter", lambda m: None)
+    backend._engine = None
+    assert texts(backend.generate(REQS, cfg)) == changed
+
+
 def test_the_shared_prefix_is_the_chat_template_head(fp32):
     ids = [fp32.encode(m) for m in REQS[:2]]
     p = [fp32.prefix_length(m, e) for m, e in zip(REQS[:2], ids)]
