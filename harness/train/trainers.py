@@ -115,26 +115,31 @@ def shared_prefix_once(model, min_shared: int = MIN_SHARED_PREFIX):
     computation (a row's prefix cannot see its suffix), and the backward pass sums the rows'
     gradients through the broadcast, so the loss and the gradients equal the unshared ones up to
     floating-point order (tests/train/test_trainers.py); bench/train_step.py measures the step.
-    Batches with inputs_embeds (prompt tuning), an existing cache (prefix tuning), gradient
+    Prompt-learning adapters (prompt and prefix tuning), batches with inputs_embeds or a cache, gradient
     checkpointing (which drops caches) or too short a shared prefix run as before.
     """
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
+    peft_config = getattr(model, "active_peft_config", None)
     if (backbone is None or backbone is inner or "forward" in vars(backbone)
+            or getattr(peft_config, "is_prompt_learning", False)  # virtual tokens or a prefix cache in every row
             or getattr(inner, "is_activation_checkpointing", getattr(inner, "is_gradient_checkpointing", False))):
         yield
         return
     original = backbone.forward
 
-    def forward(input_ids=None, attention_mask=None, position_ids=None, cache=None, inputs_embeds=None,
-                use_cache=None, **kwargs):
-        whole = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
-                     inputs_embeds=inputs_embeds, use_cache=use_cache, **kwargs)
-        if input_ids is None or inputs_embeds is not None or cache is not None or kwargs.get("past_key_values") is not None:
-            return original(**whole)
-        n = shared_prefix_length(input_ids, attention_mask)
+    def forward(*args, **whole):
+        # anything but plain token ids goes through exactly as it came (a cache passed under its
+        # deprecated name too: rebuilding the call would drop it)
+        if args or any(whole.get(k) is not None for k in ("cache", "past_key_values", "inputs_embeds")):
+            return original(*args, **whole)
+        input_ids, attention_mask = whole.get("input_ids"), whole.get("attention_mask")
+        n = 0 if input_ids is None else shared_prefix_length(input_ids, attention_mask)
         if n < min_shared:
             return original(**whole)
+        kwargs = {k: v for k, v in whole.items() if k not in ("input_ids", "attention_mask", "position_ids", "use_cache", "cache",
+                                                             "past_key_values", "inputs_embeds")}
+        position_ids = whole.get("position_ids")
         import torch
         from transformers import DynamicCache
         from transformers.modeling_outputs import BaseModelOutputWithPast

@@ -24,8 +24,16 @@ def test_merged_export_is_written_after_its_fidelity_check_and_refused_below_the
     from harness.pipeline import run
     from harness.registry import Registry
 
+    import yaml
+
+    # evaluated in fp32: a bf16 merge of a random tiny model flips near-ties on most of its
+    # outputs (every token is one), so the check's mechanism is tested where the merge is near-exact
+    path = write_run(tmp_path, tiny_model_dir)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["eval"]["dtype"] = "float32"
+    path.write_text(yaml.safe_dump(cfg))
     reg = Registry(home / "registry.db")
-    s = run(write_run(tmp_path, tiny_model_dir), reg)
+    s = run(path, reg)
     assert s["promoted"] is True
     opt = ["--registry", str(reg.path)]
 
@@ -37,8 +45,8 @@ def test_merged_export_is_written_after_its_fidelity_check_and_refused_below_the
     assert not refused.exists()
 
     out = tmp_path / "merged"
-    assert main(["export", "production", "--format", "merged", "--out", str(out), "--min-identical", "0.5",
-                 "--max-delta", "1", "--json", *opt]) == 0
+    assert main(["export", "production", "--format", "merged", "--out", str(out), "--min-identical", "0.9",
+                 "--max-delta", "0.1", "--json", *opt]) == 0
     entry = json.loads(capsys.readouterr().out)
     f = entry["fidelity"]
     assert entry["passed"] is True and entry["path"] == str(out.resolve())
