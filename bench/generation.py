@@ -10,6 +10,9 @@ Four measurements, all in this one process:
 3. Decode steps at batch 32, 64 and 128 on short chat prompts: milliseconds per step (from
    generate() timed at 1 and at 33 new tokens, so every overhead counts), against the bf16 step
    limit 2 x parameters x batch / the measured bf16 GEMM rate. Target: >= 40 % of the limit.
+5. (last) Decode steps with a LoRA adapter of the demo's shape (r 32, every linear of the top 15
+   layers, random weights), at batch 1 and 64: peft's own forward per module against the
+   engine's, which stacks A under the base weight (`kernels.FusedLora`), and the base beside.
 4. Multiple choice (the general suite's 64 four-way questions, 256 log-likelihoods): requests/s
    of the default against lm-evaluation-harness's HFLM on the same questions, at its best of
    fp32/bf16 x batch 16/64. With lm_eval importable that is lm-eval itself (e.g.
@@ -40,6 +43,71 @@ def gemm_gflops(dtype, n: int = 2048, reps: int = 8) -> float:
     for _ in range(reps):
         a @ b
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def step_ms(be, batch: int) -> float:
+    """Milliseconds per decode step at `batch` rows: generate() at 33 new tokens minus at 1."""
+    from harness.models import GenerationConfig
+
+    reqs = prompts(batch)
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        be.generate(reqs, GenerationConfig(max_new_tokens=1, batch_size=batch))
+        t1 = time.perf_counter()
+        out = be.generate(reqs, GenerationConfig(max_new_tokens=33, batch_size=batch))
+        t2 = time.perf_counter()
+        steps = max(c.completion_tokens for c in out) - 1
+        times.append(((t2 - t1) - (t1 - t0)) / max(steps, 1) * 1000)
+    return min(times)
+
+
+def lora_decode_steps(new) -> None:
+    import tempfile
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    import harness.models.engine as engine_module
+    from harness.models import resolve
+
+    print("\n== decode steps with a LoRA adapter (r 32, all linear layers of the top 15, random weights)")
+    with tempfile.TemporaryDirectory(prefix="bench-lora-") as tmp:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(resolve("smollm2-135m-instruct").path, dtype=torch.float32)
+        layers = model.config.num_hidden_layers
+        cfg = LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, layers_to_transform=list(range(layers // 2, layers)),
+                         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        peft_model = get_peft_model(model, cfg)
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.data.normal_(0, 1e-3)  # small: the outputs stay the base's, no row ends early either way
+        peft_model.save_pretrained(tmp)
+        del model, peft_model
+        new.load_adapter(tmp)
+    saved, real = new._stop_ids, engine_module.lora_adapter
+    new._stop_ids = lambda: {-1}
+    rows = {}
+    try:
+        for batch in (1, 64):
+            for way in ("peft forward", "stacked (default)", "peft forward", "stacked (default)"):
+                engine_module.lora_adapter = real if way.startswith("stacked") else (lambda m: None)
+                new._engine = None  # built (and its weights packed) again for each way
+                step_ms(new, 1)  # warm: packing is not a decode step
+                rows.setdefault((way, batch), []).append(step_ms(new, batch))
+        new.set_adapter(None)
+        new._engine = None
+        for batch in (1, 64):
+            rows[("base, no adapter", batch)] = [step_ms(new, batch)]
+    finally:
+        new._stop_ids, engine_module.lora_adapter = saved, real
+    print(f"{'path':<22}{'ms/step b1':>12}{'ms/step b64':>13}")
+    for way in ("peft forward", "stacked (default)", "base, no adapter"):
+        print(f"{way:<22}" + "".join(f"{min(rows[(way, b)]):>12.1f} " for b in (1, 64)))
+    for b in (1, 64):
+        print(f"  batch {b}: stacked {min(rows[('peft forward', b)]) / min(rows[('stacked (default)', b)]):.2f}x "
+              f"faster than peft's forward; the adapter costs {min(rows[('stacked (default)', b)]) - min(rows[('base, no adapter', b)]):.1f} ms "
+              f"per step over the base (peft's: {min(rows[('peft forward', b)]) - min(rows[('base, no adapter', b)]):.1f})")
 
 
 def prompts(n: int) -> list[list[dict]]:
@@ -76,25 +144,10 @@ def suites_side_by_side(old, new, max_cases) -> None:
 
 
 def decode_steps(new, old, bf16_rate: float) -> None:
-    from harness.models import GenerationConfig
-
     params = sum(p.numel() for p in new.model.parameters())
     print(f"\n== decode steps, short chat prompts ({params / 1e6:.0f} M parameters; bf16 limit = 2 x params x batch / "
           f"{bf16_rate:.0f} GFLOP/s)")
     print(f"{'path':<30}{'batch':>6}{'ms/step':>9}{'tokens/s':>10}{'limit ms':>10}{'of limit':>10}")
-
-    def step_ms(be, batch: int) -> float:
-        reqs = prompts(batch)
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            be.generate(reqs, GenerationConfig(max_new_tokens=1, batch_size=batch))
-            t1 = time.perf_counter()
-            out = be.generate(reqs, GenerationConfig(max_new_tokens=33, batch_size=batch))
-            t2 = time.perf_counter()
-            steps = max(c.completion_tokens for c in out) - 1
-            times.append(((t2 - t1) - (t1 - t0)) / max(steps, 1) * 1000)
-        return min(times)
 
     for label, be, batches in ((f"default ({new.dtype})", new, (32, 64, 128)), ("fp32 generate()", old, (32,))):
         # no row may stop early: every step of the batch is the batch's
@@ -217,6 +270,7 @@ def main() -> None:
         suites_side_by_side(old, new, args.max_cases)
     decode_steps(new, old, bf16_rate)
     multiple_choice(new)
+    lora_decode_steps(new)
 
 
 if __name__ == "__main__":
