@@ -2,7 +2,7 @@
 # `make demo-regression`, after `make demo`: a candidate the gate must stop, then what is served.
 #
 # 1. The same LoRA recipe trained on the triage examples only (train-triage-only.jsonl: the
-#    demo data without its 130 chat examples, the mistake of forgetting the safety data). It reuses
+#    demo data without its 170 chat examples, the mistake of forgetting the safety data). It reuses
 #    the demo's cached baseline. Its triage numbers look fine; the gate blocks it on safety.
 # 2. production still serves the demo's adapter. To show the way back, the blocked adapter is
 #    then forced live (recorded as forced, with its reason) and `harness rollback` restores the
