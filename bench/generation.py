@@ -1,6 +1,6 @@
 """Evaluation speed on the real model: today's fp32 path against the new default, side by side.
 
-Four measurements, all in this one process:
+Five measurements, all in this one process:
 
 1. The machine: 2048^3 matrix products in fp32 and bf16 (GFLOP/s).
 2. The shipped suites (all 555 cases, base model, nothing cached, no latency pass): the fp32
@@ -10,14 +10,14 @@ Four measurements, all in this one process:
 3. Decode steps at batch 32, 64 and 128 on short chat prompts: milliseconds per step (from
    generate() timed at 1 and at 33 new tokens, so every overhead counts), against the bf16 step
    limit 2 x parameters x batch / the measured bf16 GEMM rate. Target: >= 40 % of the limit.
-5. (last) Decode steps with a LoRA adapter of the demo's shape (r 32, every linear of the top 15
-   layers, random weights), at batch 1 and 64: peft's own forward per module against the
-   engine's, which stacks A under the base weight (`kernels.FusedLora`), and the base beside.
 4. Multiple choice (the general suite's 64 four-way questions, 256 log-likelihoods): requests/s
    of the default against lm-evaluation-harness's HFLM on the same questions, at its best of
    fp32/bf16 x batch 16/64. With lm_eval importable that is lm-eval itself (e.g.
    `pip install --no-deps --target /tmp/lmeval lm_eval==0.4.13` and PYTHONPATH=/tmp/lmeval);
    otherwise a re-implementation of its batching, said so in the output. Target: >= 2x.
+5. Decode steps with a LoRA adapter of the demo's shape (r 32, every linear of the top 15
+   layers, random weights), at batch 1 and 64: peft's own forward per module against the
+   engine's, which stacks A under the base weight (`kernels.FusedLora`), and the base beside.
 
     python bench/generation.py                 # everything (~10 min on 2 cores)
     python bench/generation.py --skip-suites   # decode and multiple choice only

@@ -86,6 +86,9 @@ def answer_tokens_only():
 
 # the fewest shared tokens worth a separate prefix pass (below that the extra calls cost more)
 MIN_SHARED_PREFIX = 16
+# a backbone call with any of these set runs unchanged; the shared-prefix pass sets REBUILT itself
+PASSED_THROUGH = ("cache", "past_key_values", "inputs_embeds")
+REBUILT = ("input_ids", "attention_mask", "position_ids", "use_cache")
 
 
 def shared_prefix_length(input_ids, attention_mask) -> int:
@@ -115,8 +118,8 @@ def shared_prefix_once(model, min_shared: int = MIN_SHARED_PREFIX):
     computation (a row's prefix cannot see its suffix), and the backward pass sums the rows'
     gradients through the broadcast, so the loss and the gradients equal the unshared ones up to
     floating-point order (tests/train/test_trainers.py); bench/train_step.py measures the step.
-    Prompt-learning adapters (prompt and prefix tuning), batches with inputs_embeds or a cache, gradient
-    checkpointing (which drops caches) or too short a shared prefix run as before.
+    Prompt-learning adapters (prompt and prefix tuning), batches with inputs_embeds or a cache,
+    gradient checkpointing (which drops caches) or too short a shared prefix run as before.
     """
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
@@ -131,14 +134,13 @@ def shared_prefix_once(model, min_shared: int = MIN_SHARED_PREFIX):
     def forward(*args, **whole):
         # anything but plain token ids goes through exactly as it came (a cache passed under its
         # deprecated name too: rebuilding the call would drop it)
-        if args or any(whole.get(k) is not None for k in ("cache", "past_key_values", "inputs_embeds")):
+        if args or any(whole.get(k) is not None for k in PASSED_THROUGH):
             return original(*args, **whole)
         input_ids, attention_mask = whole.get("input_ids"), whole.get("attention_mask")
         n = 0 if input_ids is None else shared_prefix_length(input_ids, attention_mask)
         if n < min_shared:
             return original(**whole)
-        kwargs = {k: v for k, v in whole.items() if k not in ("input_ids", "attention_mask", "position_ids", "use_cache", "cache",
-                                                             "past_key_values", "inputs_embeds")}
+        kwargs = {k: v for k, v in whole.items() if k not in REBUILT and k not in PASSED_THROUGH}
         position_ids = whole.get("position_ids")
         import torch
         from transformers import DynamicCache
