@@ -88,6 +88,10 @@ class TrainConfig(ConfigModel):
         "auto", description="arithmetic of the forward and backward passes (autocast); weights and optimizer state "
         "stay in `dtype`. auto: bf16 on CPUs with AMX/AVX512-BF16 and on bf16 GPUs (a LoRA step on the demo "
         "config 1.3x faster on a 2-core Xeon), else fp32")
+    attention: Literal["auto", "sdpa", "eager"] = Field(
+        "auto", description="attention implementation while training. auto: the model's own (sdpa for most); eager: "
+        "plain matmuls and a softmax, faster for short records on a CPU (a LoRA step on the demo config 1.1x faster "
+        "on 2 cores, bench/train_step.py) but memory quadratic in max_length")
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass to save "
                                          "memory (slower; not with prefix_tuning)")
     trl: dict[str, Any] = Field(default_factory=dict, description="more settings of trl's SFTConfig (DPOConfig for "

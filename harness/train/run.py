@@ -196,7 +196,7 @@ def train(
     from harness.train.callbacks import ProgressLog
     from harness.train.dataset import prompts_of
     from harness.train.smoke import smoke_test
-    from harness.train.trainers import prepare
+    from harness.train.trainers import frozen_weights_in_autocast_dtype, prepare
 
     t0 = time.perf_counter()
     cfg = load_train_config(config)
@@ -217,7 +217,8 @@ def train(
     # train
     t_train = time.perf_counter()
     try:
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        with frozen_weights_in_autocast_dtype(trainer):
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         if progress:
             progress.close()

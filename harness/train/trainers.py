@@ -167,6 +167,41 @@ def shared_prefix_once(model, min_shared: int = MIN_SHARED_PREFIX):
         del backbone.forward
 
 
+@contextlib.contextmanager
+def frozen_weights_in_autocast_dtype(trainer):
+    """While inside (around `trainer.train()`), the frozen weights of the model's linear layers are
+    stored in the autocast dtype; the original weights are back in place when the block ends.
+
+    Under autocast every linear layer casts its fp32 weight to bf16 before its matmul, and it
+    keeps the cast only for weights that train: a frozen base weight is cast again at every call,
+    ~135M values per forward pass of the demo's model, twice where the shared-prefix pass calls
+    each layer twice. A weight stored in bf16 is used as it is, and it holds exactly the values the
+    cast would have made (both round to nearest even), so the loss and the gradients are bitwise
+    the same (tests/train/test_trainers.py); bench/train_step.py measures the step both ways.
+    Weights that train (the adapter's, a full fine-tune's), quantized ones and an output head tied
+    to the input embeddings are left as they are. Only the trainer's own loop is sure to run its
+    model under autocast (accelerate wraps the forward pass), hence a block around it: outside
+    it, a caller running the model in fp32 finds the weights it loaded. Yields how many were stored.
+    """
+    import torch
+
+    dtype = torch.bfloat16 if trainer.args.bf16 else torch.float16 if trainer.args.fp16 else None
+    model = trainer.model
+    embeddings = getattr(model.get_input_embeddings(), "weight", None) if hasattr(model, "get_input_embeddings") else None
+    kept = []
+    for module in model.modules() if dtype is not None else ():
+        w = getattr(module, "weight", None)
+        if (isinstance(module, torch.nn.Linear) and type(w) is torch.nn.Parameter and not w.requires_grad
+                and w.dtype == torch.float32 and w is not embeddings):
+            kept.append((module, w))
+            module.weight = torch.nn.Parameter(w.detach().to(dtype), requires_grad=False)
+    try:
+        yield len(kept)
+    finally:
+        for module, w in kept:
+            module.weight = w
+
+
 def load_model(cfg: TrainConfig):
     """(model, tokenizer, resolved, fingerprint): safetensors only, no remote code; 4-bit NF4 for qlora."""
     import torch
@@ -177,6 +212,8 @@ def load_model(cfg: TrainConfig):
     resolved = resolve(cfg.base_model)
     dtype = getattr(torch, cfg.dtype)
     kwargs = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": False}
+    if cfg.attention != "auto":
+        kwargs["attn_implementation"] = cfg.attention
     if METHODS[cfg.method].quantize_4bit:
         from harness.models.loading import nf4_config
 

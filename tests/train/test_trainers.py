@@ -95,9 +95,11 @@ def test_group_by_length_trainer_uses_length_batches(tiny_cfg):
         assert row[: len(ids)] == list(ids)
 
 
-def test_shared_prefix_runs_once_with_the_same_loss_and_gradients(tiny_cfg, tmp_path):
+@pytest.mark.parametrize("attention", ["auto", "eager"])
+def test_shared_prefix_runs_once_with_the_same_loss_and_gradients(tiny_cfg, tmp_path, attention):
     # records that start with one system prompt: the backbone runs it for one row and the rest of
-    # every row against its keys and values; loss and gradients equal the unshared pass's
+    # every row against its keys and values; loss and gradients equal the unshared pass's, with
+    # the model's own attention (sdpa) and with eager attention (train.attention)
     import json
 
     from trl import SFTTrainer
@@ -111,7 +113,8 @@ def test_shared_prefix_runs_once_with_the_same_loss_and_gradients(tiny_cfg, tmp_
             ("Which colour is snow?", "White."), ("And the sea on a sunny day, what colour is it?", "Blue.")]
     data.write_text("".join(json.dumps({"messages": [{"role": "system", "content": system}, {"role": "user", "content": q},
                                                      {"role": "assistant", "content": a}]}) + "\n" for q, a in asks))
-    trainer = prepare(load_train_config(tiny_cfg("lora", train_data=str(data), batch_size=4))).trainer
+    trainer = prepare(load_train_config(tiny_cfg("lora", train_data=str(data), batch_size=4, attention=attention))).trainer
+    assert trainer.model.config._attn_implementation == ("sdpa" if attention == "auto" else attention)
     batch = next(iter(trainer.get_train_dataloader()))
     shared = shared_prefix_length(batch["input_ids"], batch["attention_mask"])
     assert shared >= 16 and batch["input_ids"].shape[0] == 4
@@ -160,3 +163,63 @@ def test_shared_prefix_runs_once_with_the_same_loss_and_gradients(tiny_cfg, tmp_
         calls.clear()
         model(**{k: v for k, v in batch.items() if k != "labels"})
     assert calls == [torch.Size([4, length])]
+
+
+def test_frozen_weights_stored_in_the_autocast_dtype_keep_loss_and_gradients_bitwise(tiny_cfg):
+    # autocast casts a frozen fp32 weight at every call; stored in bf16 it is used as it is, with
+    # exactly the values the cast made: the same loss and gradients, bit for bit
+    from harness.train.config import load_train_config
+    from harness.train.trainers import frozen_weights_in_autocast_dtype, prepare
+
+    trainer = prepare(load_train_config(tiny_cfg("lora", precision="bf16"))).trainer
+    assert trainer.args.bf16
+    batch = next(iter(trainer.get_train_dataloader()))
+    model = trainer.model
+    model.eval()
+    base_layers = [m for n, m in model.named_modules() if n.endswith("base_layer")]
+    adapter = [p for p in model.parameters() if p.requires_grad]
+    before = [m.weight for m in base_layers]
+    embeddings = model.get_input_embeddings().weight
+
+    def loss_and_grads():
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = trainer.compute_loss(model, dict(batch))
+        loss.backward()
+        return loss.detach().clone(), [p.grad.clone() for p in adapter]
+
+    cast_each_call = loss_and_grads()
+    with frozen_weights_in_autocast_dtype(trainer) as stored:
+        assert stored >= len(base_layers) > 0
+        assert all(m.weight.dtype == torch.bfloat16 and not m.weight.requires_grad for m in base_layers)
+        assert all(p.dtype == torch.float32 for p in adapter)  # the adapter trains in fp32 as before
+        assert model.get_input_embeddings().weight is embeddings and embeddings.dtype == torch.float32
+        stored_once = loss_and_grads()
+    assert torch.equal(stored_once[0], cast_each_call[0])
+    assert len(stored_once[1]) == len(cast_each_call[1]) > 0
+    for a, b in zip(stored_once[1], cast_each_call[1]):
+        assert torch.equal(a, b)
+    assert all(m.weight is w for m, w in zip(base_layers, before))  # the loaded fp32 weights are back
+    fp32 = prepare(load_train_config(tiny_cfg("lora", name="fp32", precision="fp32"))).trainer
+    with frozen_weights_in_autocast_dtype(fp32) as stored:
+        assert stored == 0  # no autocast, nothing stored differently
+
+
+def test_bf16_training_runs_on_frozen_weights_stored_in_bf16(tiny_cfg):
+    # the trainer's loop runs its model under autocast: a step sees the frozen weights in bf16,
+    # trains, and the run ends with the weights it loaded
+    from transformers import TrainerCallback
+
+    from harness.train import train
+
+    seen = []
+
+    class Look(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, **kw):
+            seen.append({p.dtype for n, p in model.named_parameters() if n.endswith("base_layer.weight")})
+
+    result = train(tiny_cfg("lora", precision="bf16"), callbacks=[Look()], show_progress=False)
+    assert seen and all(dtypes == {torch.bfloat16} for dtypes in seen)
+    losses = [h["loss"] for h in result.loss_history if "loss" in h]
+    assert losses and all(loss == loss and loss < 100 for loss in losses)  # finite
+    assert result.manifest["precision"] == "bf16"
