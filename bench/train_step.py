@@ -5,8 +5,12 @@ trl 1.x scores every position of a batch through its fused LM head on devices wi
 (a CPU) and masks the prompt afterwards; the harness makes it score only the labelled positions
 (`harness.train.trainers.answer_tokens_only`). This runs the same LoRA steps both ways on
 the demo's training data, alternating, in one process, and compares the medians; then the same with
-the rows' common prefix run for one row (`shared_prefix_once`, the harness's trainer does both).
-Loss and gradients are the same every way (tests/train/test_trainers.py).
+the rows' common prefix run for one row (`shared_prefix_once`, the harness's trainer does both);
+then that with the frozen base weights stored in bf16 for the run instead of cast by autocast at
+every call (`frozen_weights_in_autocast_dtype`, around the harness's `trainer.train()`); then that
+with eager attention instead of the model's sdpa (`train.attention: eager`, what the demo sets).
+Loss and gradients are the same every way (tests/train/test_trainers.py), eager attention's up to
+rounding; the last column prints each way's mean loss, which shows it.
 
     python bench/train_step.py                                   # the real model, 4 steps x 3
     python bench/train_step.py --model tiny --steps 10           # 2-layer random model
@@ -15,6 +19,7 @@ Loss and gradients are the same every way (tests/train/test_trainers.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -65,9 +70,8 @@ def main() -> None:
             batches.append(batch)
         model_ = trainer.model
         model_.train()
-        optimizer = torch.optim.AdamW([p for p in model_.parameters() if p.requires_grad], lr=1e-3)
 
-        from harness.train.trainers import answer_tokens_only, shared_prefix_length
+        from harness.train.trainers import answer_tokens_only, frozen_weights_in_autocast_dtype, shared_prefix_length
 
         def trl_loss(*a):
             return SFTTrainer.compute_loss(trainer, *a)
@@ -76,20 +80,54 @@ def main() -> None:
             with answer_tokens_only():
                 return SFTTrainer.compute_loss(trainer, *a)
 
-        ways = {  # trl's own loss; the LM head on answer positions only; that plus the prefix once (the harness's)
-            "every position": trl_loss, "answer only": answer_only_loss, "+ prefix once": trainer.compute_loss,
+        configs = [m.config for m in model_.modules() if hasattr(m, "config")]
+        own_attention = model_.config._attn_implementation
+
+        @contextlib.contextmanager
+        def attention(name: str):
+            for c in configs:
+                c._attn_implementation = name
+            try:
+                yield
+            finally:
+                for c in configs:
+                    c._attn_implementation = own_attention
+
+        def stored(_):
+            return frozen_weights_in_autocast_dtype(trainer)
+
+        def eager(stack):
+            stack.enter_context(frozen_weights_in_autocast_dtype(trainer))
+            return attention("eager")
+
+        ways = {  # trl's own loss; the LM head on answer positions only; that plus the prefix once;
+            # that with the frozen weights stored in bf16 (the harness's); that with eager attention (the demo's)
+            "every position": (trl_loss, None), "answer only": (answer_only_loss, None),
+            "+ prefix once": (trainer.compute_loss, None), "+ bf16 frozen": (trainer.compute_loss, stored),
+            "+ eager attn": (trainer.compute_loss, eager),
         }
         bf16 = bool(trainer.args.bf16)  # as the trainer runs it: bf16 autocast where the CPU has it
+        losses: dict[str, list[float]] = {k: [] for k in ways}
 
         def steps(way: str) -> float:
-            t0 = time.perf_counter()
-            for batch in batches:
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    loss = ways[way](model_, dict(batch))
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad()
-            return time.perf_counter() - t0
+            # each way's steps start from the same adapter and a fresh optimizer, so their losses compare
+            start = {k: v.clone() for k, v in model_.state_dict().items() if "lora_" in k}
+            optimizer = torch.optim.AdamW([p for p in model_.parameters() if p.requires_grad], lr=1e-3)
+            loss_fn, setting = ways[way]
+            with contextlib.ExitStack() as stack:
+                if setting:
+                    stack.enter_context(setting(stack))
+                t0 = time.perf_counter()
+                for batch in batches:
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        loss = loss_fn(model_, dict(batch))
+                    loss.backward()
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    losses[way].append(loss.item())
+                took = time.perf_counter() - t0
+            model_.load_state_dict(start, strict=False)
+            return took
 
         names = list(ways)
         times: dict[str, list[float]] = {k: [] for k in names}
@@ -108,7 +146,11 @@ def main() -> None:
     print(f"{'':<22}" + "".join(f"{k:>16}" for k in names))
     print(f"{'seconds per step':<22}" + "".join(f"{med[k] / args.steps:>16.2f}" for k in names))
     print(f"{'vs every position':<22}" + "".join(f"{med['every position'] / med[k]:>15.2f}x" for k in names))
+    print(f"{'mean loss':<22}" + "".join(f"{statistics.mean(losses[k]):>16.4f}" for k in names))
     print(f"prefix once vs answer only: {med['answer only'] / med['+ prefix once']:.2f}x")
+    print(f"bf16 frozen weights vs cast at every call: {med['+ prefix once'] / med['+ bf16 frozen']:.2f}x"
+          + ("" if bf16 else " (fp32 training: nothing is cast, the two are the same)"))
+    print(f"eager attention vs sdpa: {med['+ bf16 frozen'] / med['+ eager attn']:.2f}x")
 
 
 if __name__ == "__main__":
