@@ -3,7 +3,7 @@
 `HFBackend` caches a completion per request, without the batch it was generated in, so a
 request's output must not depend on which other requests shared its batch. In fp32 plain
 `generate()` meets that by luck of tiny rounding; in bf16 it does not (6 of 18 test prompts
-changed between batch 18 and batch 1 on this CPU). Three things made a row's numbers depend on
+changed between batch 18 and batch 1 on this CPU). Four things made a row's numbers depend on
 its neighbours, and this engine removes each:
 
 - **Matrix products whose kernel depends on the number of rows.** oneDNN and MKL pick kernels
@@ -15,6 +15,8 @@ its neighbours, and this engine removes each:
   alone: a shared prefix (its chat-template head, prefilled once and copied to every row that
   shares it), then its own tokens right-aligned in a region rounded up to `bucket` tokens, then
   its generated tokens. Attention runs per group of rows with the same layout.
+- **Threads.** torch's CPU flash attention rounds a row differently on its second thread than on
+  its first, and a row's thread depends on how many rows precede it; attention runs on one thread.
 - **Work wasted on padding and on finished rows**, which is speed rather than correctness:
   prefix tokens are computed once, pads are fewer than `bucket`, finished rows leave the batch.
 
@@ -47,7 +49,8 @@ from harness.models.kernels import (
 
 # 2: LoRA's A stacked under the base weight (kernels.FusedLora): bf16 unchanged in the tests, fp32
 # log-likelihoods within ~1e-7 relative; a new version keeps earlier cached results apart all the same
-ENGINE_VERSION = 2
+# 3: attention on one thread (kernels.grouped_attention): rows that ran on a second thread may change
+ENGINE_VERSION = 3
 CONTINUATION_BUCKET = 4  # log-likelihood continuations are rounded up to a multiple of this many tokens
 # Model families whose attention layers call the attention interface with the standard
 # arguments, apply rotary embeddings from explicit position ids and have no sliding window.

@@ -57,6 +57,21 @@ def grouped_attention(module, query, key, value, attention_mask, scaling=None, d
     if harness_step is None:
         raise RuntimeError(f"attention '{ATTENTION}' is only usable inside harness.models.engine")
     layer = module.layer_idx
+    # On one thread: torch's CPU flash attention rounds a row differently on its second thread than
+    # on its first (2 threads, torch 2.13: one bf16 ulp on one row of 43, enough to change a greedy
+    # token), and which thread a row gets depends on how many rows come before it. Attention is a
+    # small share of a step (the demo's triage suite took the same time both ways).
+    threads = torch.get_num_threads()
+    if threads > 1 and query.device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return _attend(layer, query, key, value, scaling, harness_step)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _attend(layer, query, key, value, scaling, harness_step):
     outs = []
     for part in harness_step.parts:
         g, n = part.group, query.shape[2]

@@ -4,12 +4,14 @@ agree with the whole-sequence path while each context runs once, stop strings, f
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from harness.models import GenerationConfig, HFBackend
 from harness.models.engine import Engine, supports
-from harness.models.kernels import greedy, linear_in_blocks
+from harness.models.kernels import Group, Part, Step, additive_mask, greedy, grouped_attention, linear_in_blocks
 
 SYSTEM = {"role": "system", "content": "You are terse. Answer in one short line."}
 REQS = [
@@ -196,6 +198,39 @@ def test_linear_blocks_equal_linear_and_rows_are_independent_in_bf16():
     ref = torch.stack([linear_in_blocks(lin, [64, False], {}, xb[i:i + 1])[0] for i in range(70)])
     for m in (2, 63, 64, 65, 300):
         assert torch.equal(linear_in_blocks(lin, [64, False], {}, xb[:m])[: min(m, 70)], ref[: min(m, 70)]), m
+
+
+@torch.no_grad()
+def test_attention_rows_do_not_depend_on_the_thread_they_run_on():
+    """torch's CPU flash attention gave a row one bf16 ulp more or less on its second thread than
+    on its first (torch 2.13, 2 threads; first seen as a demo case whose text changed between its
+    batch and batch 1), so a row's output depended on where its neighbours put it. These seeded
+    inputs are one where it did: the same row twice in one call, one copy per thread."""
+    g = torch.Generator().manual_seed(1621)
+    length, kv, heads, dim = 171, 3, 9, 64
+    q = (torch.randn(1, heads, 1, dim, generator=g) * 3).bfloat16()
+    k = (torch.randn(1, kv, length, dim, generator=g) * 3).bfloat16()
+    v = torch.randn(1, kv, length, dim, generator=g).bfloat16()
+
+    def attend(rows: int) -> torch.Tensor:
+        group = Group(keys=[k.repeat(rows, 1, 1, 1)], values=[v.repeat(rows, 1, 1, 1)],
+                      valid=torch.ones(rows, length, dtype=torch.bool), filled=length - 1,
+                      positions=torch.full((rows,), length - 1), members=list(range(rows)))
+        mask = additive_mask(group.valid[:, None, None, :], torch.bfloat16)
+        step = Step([Part(slice(0, rows), group, length - 1, slice(None), mask)])
+        out, _ = grouped_attention(SimpleNamespace(layer_idx=0), q.repeat(rows, 1, 1, 1), k[:, :, -1:].repeat(rows, 1, 1, 1),
+                                   v[:, :, -1:].repeat(rows, 1, 1, 1), None, scaling=dim ** -0.5, harness_step=step)
+        return out
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        alone, two = attend(1), attend(2)
+        assert torch.get_num_threads() == 2  # restored after the call
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(two[0], two[1])
+    assert torch.equal(two[0], alone[0])
 
 
 def test_greedy_takes_the_first_maximum_like_argmax():
