@@ -80,31 +80,25 @@ def main() -> None:
             with answer_tokens_only():
                 return SFTTrainer.compute_loss(trainer, *a)
 
-        configs = [m.config for m in model_.modules() if hasattr(m, "config")]
         own_attention = model_.config._attn_implementation
 
         @contextlib.contextmanager
-        def attention(name: str):
-            for c in configs:
-                c._attn_implementation = name
+        def eager_attention():
+            model_.set_attn_implementation("eager")  # transformers' own switch, on every submodel
             try:
                 yield
             finally:
-                for c in configs:
-                    c._attn_implementation = own_attention
+                model_.set_attn_implementation(own_attention)
 
-        def stored(_):
+        def frozen_stored():
             return frozen_weights_in_autocast_dtype(trainer)
 
-        def eager(stack):
-            stack.enter_context(frozen_weights_in_autocast_dtype(trainer))
-            return attention("eager")
-
-        ways = {  # trl's own loss; the LM head on answer positions only; that plus the prefix once;
-            # that with the frozen weights stored in bf16 (the harness's); that with eager attention (the demo's)
-            "every position": (trl_loss, None), "answer only": (answer_only_loss, None),
-            "+ prefix once": (trainer.compute_loss, None), "+ bf16 frozen": (trainer.compute_loss, stored),
-            "+ eager attn": (trainer.compute_loss, eager),
+        ways = {  # (loss, settings around the steps): trl's own loss; the LM head on answer positions
+            # only; that plus the prefix once; that with the frozen weights stored in bf16 (the
+            # harness's); that with eager attention (the demo's)
+            "every position": (trl_loss, []), "answer only": (answer_only_loss, []),
+            "+ prefix once": (trainer.compute_loss, []), "+ bf16 frozen": (trainer.compute_loss, [frozen_stored]),
+            "+ eager attn": (trainer.compute_loss, [frozen_stored, eager_attention]),
         }
         bf16 = bool(trainer.args.bf16)  # as the trainer runs it: bf16 autocast where the CPU has it
         losses: dict[str, list[float]] = {k: [] for k in ways}
@@ -113,10 +107,10 @@ def main() -> None:
             # each way's steps start from the same adapter and a fresh optimizer, so their losses compare
             start = {k: v.clone() for k, v in model_.state_dict().items() if "lora_" in k}
             optimizer = torch.optim.AdamW([p for p in model_.parameters() if p.requires_grad], lr=1e-3)
-            loss_fn, setting = ways[way]
+            loss_fn, settings = ways[way]
             with contextlib.ExitStack() as stack:
-                if setting:
-                    stack.enter_context(setting(stack))
+                for setting in settings:
+                    stack.enter_context(setting())
                 t0 = time.perf_counter()
                 for batch in batches:
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
