@@ -15,8 +15,9 @@ its neighbours, and this engine removes each:
   alone: a shared prefix (its chat-template head, prefilled once and copied to every row that
   shares it), then its own tokens right-aligned in a region rounded up to `bucket` tokens, then
   its generated tokens. Attention runs per group of rows with the same layout.
-- **Threads.** torch's CPU flash attention rounds a row differently on its second thread than on
-  its first, and a row's thread depends on how many rows precede it; attention runs on one thread.
+- **Threads.** torch's CPU flash attention rounded a row differently on its second thread than on
+  its first (its per-thread scratch was aligned differently), and a row's thread depends on how
+  many rows precede it; queries and keys are padded to lengths that align every thread's scratch.
 - **Work wasted on padding and on finished rows**, which is speed rather than correctness:
   prefix tokens are computed once, pads are fewer than `bucket`, finished rows leave the batch.
 
@@ -41,6 +42,7 @@ from harness.models.kernels import (
     additive_mask,
     fused_key,
     greedy,
+    key_length,
     linear_in_blocks,
     lora_adapter,
     pack_weight,
@@ -50,7 +52,9 @@ from harness.models.kernels import (
 # 2: LoRA's A stacked under the base weight (kernels.FusedLora): bf16 unchanged in the tests, fp32
 # log-likelihoods within ~1e-7 relative; a new version keeps earlier cached results apart all the same
 # 3: attention on one thread (kernels.grouped_attention): rows that ran on a second thread may change
-ENGINE_VERSION = 3
+# 4: attention on every thread again, over queries and keys padded so that each thread's scratch is
+# aligned alike (kernels.aligned_attention): the added keys are masked, sums may round differently
+ENGINE_VERSION = 4
 CONTINUATION_BUCKET = 4  # log-likelihood continuations are rounded up to a multiple of this many tokens
 # Model families whose attention layers call the attention interface with the standard
 # arguments, apply rotary embeddings from explicit position ids and have no sliding window.
@@ -176,6 +180,7 @@ class Engine:
         return self.head(hidden)
 
     def _new_group(self, n: int, capacity: int, members: list[int]) -> Group:
+        capacity = key_length(capacity)  # attention reads up to a multiple of KEY_MULTIPLE slots
         shape = (n, self.kv_heads, capacity, self.head_dim)
         kw = {"dtype": self.dtype, "device": self.device}
         return Group(
@@ -201,10 +206,10 @@ class Engine:
         offset = (torch.arange(region, device=self.device)[None, :] - (region - lengths)[:, None]).clamp(min=0)
         pos = g.positions[:, None] + offset
         q = torch.arange(start, end, device=self.device)
-        k = torch.arange(end, device=self.device)
+        k = torch.arange(key_length(end), device=self.device)
         causal = (k[None, :] <= q[:, None])[None]
         own = (k[None, :] == q[:, None])[None]  # a pad query attends itself: never a row of -inf
-        mask = additive_mask((g.valid[:, None, :end] & causal) | own, self.dtype)[:, None]
+        mask = additive_mask((g.valid[:, None, :len(k)] & causal) | own, self.dtype)[:, None]
         outs = []
         per = max(1, self.prefill_tokens // region)
         for a in range(0, n, per):
@@ -330,7 +335,7 @@ class Engine:
         for g in groups:
             n, slot = len(g.members), g.filled
             g.valid[:, slot] = True
-            step.parts.append(Part(slice(row, row + n), g, slot, slice(None), additive_mask(g.valid[:, None, None, :slot + 1], self.dtype)))
+            step.parts.append(Part(slice(row, row + n), g, slot, slice(None), additive_mask(g.valid[:, None, None, :key_length(slot + 1)], self.dtype)))
             row += n
         ids = torch.cat(nexts)[:, None]
         pos = torch.cat([g.positions for g in groups])[:, None]

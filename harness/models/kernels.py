@@ -51,28 +51,28 @@ class Step:
     parts: list[Part] = field(default_factory=list)
 
 
+# torch's CPU flash attention gives each thread a slice of one scratch buffer, sized from the query
+# and key block lengths; when that size is not a multiple of 64 bytes, a thread's slice is aligned
+# differently from the first thread's, and its products round differently (torch 2.13, 2 threads:
+# one bf16 ulp on about 1 row in 1,000, enough to change a greedy token). Which thread a row gets
+# depends on how many rows come before it, so a row's output depended on its neighbours. With
+# queries in multiples of QUERY_MULTIPLE and keys in multiples of KEY_MULTIPLE (masked slots) every
+# slice is 64-byte aligned, and a row's numbers are the same on every thread.
+QUERY_MULTIPLE = 8
+KEY_MULTIPLE = 4
+
+
+def key_length(n: int) -> int:
+    """The key length attention runs over for `n` real slots: rounded up to KEY_MULTIPLE."""
+    return -(-n // KEY_MULTIPLE) * KEY_MULTIPLE
+
+
 def grouped_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, harness_step=None, **kwargs):
     """Attention interface entry: store the new keys/values in each group's cache, then attend
     per group over exactly that group's slots (one layout, so one kernel shape per row)."""
     if harness_step is None:
         raise RuntimeError(f"attention '{ATTENTION}' is only usable inside harness.models.engine")
     layer = module.layer_idx
-    # On one thread: torch's CPU flash attention rounds a row differently on its second thread than
-    # on its first (2 threads, torch 2.13: one bf16 ulp on one row of 43, enough to change a greedy
-    # token), and which thread a row gets depends on how many rows come before it. It costs little
-    # at the demo's sizes (its triage suite 60.1 s against 59.9 s) and more at large batches (a
-    # decode step of 128 rows 212 ms against 182 ms on 2 cores: README).
-    threads = torch.get_num_threads()
-    if threads > 1 and query.device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        return _attend(layer, query, key, value, scaling, harness_step)
-    finally:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-
-
-def _attend(layer, query, key, value, scaling, harness_step):
     outs = []
     for part in harness_step.parts:
         g, n = part.group, query.shape[2]
@@ -80,19 +80,37 @@ def _attend(layer, query, key, value, scaling, harness_step):
         keys, values = g.keys[layer][part.group_rows], g.values[layer][part.group_rows]
         keys[:, :, part.start:end] = key[part.rows]
         values[:, :, part.start:end] = value[part.rows]
-        q = query[part.rows]
-        if n == 1:
-            # one new token: the query heads that share a key/value head read it together, once
-            rows, heads, _, dim = q.shape
-            kv = keys.shape[1]
-            o = F.scaled_dot_product_attention(q.reshape(rows, kv, heads // kv, dim), keys[:, :, :end], values[:, :, :end],
-                                               attn_mask=part.mask, scale=scaling)
-            outs.append(o.reshape(rows, heads, 1, dim))
-        else:
-            outs.append(F.scaled_dot_product_attention(q, keys[:, :, :end], values[:, :, :end], attn_mask=part.mask,
-                                                       scale=scaling, enable_gqa=True))
+        length = part.mask.shape[-1]  # key_length(end): the slots past `end` are masked
+        outs.append(aligned_attention(query[part.rows], keys[:, :, :length], values[:, :, :length], part.mask, scaling))
     out = outs[0] if len(outs) == 1 else torch.cat(outs)
     return out.transpose(1, 2).contiguous(), None
+
+
+def aligned_attention(q, k, v, mask, scaling) -> torch.Tensor:
+    """SDPA of q (rows, heads, n, dim) over k/v (rows, kv_heads, length, dim) with the queries
+    padded to a multiple of QUERY_MULTIPLE (see above; `length` must be a multiple of KEY_MULTIPLE).
+    A decode step (n 1) gives the query heads that share a key/value head to that head as its
+    queries, so each key/value head is read once."""
+    rows, heads, n, dim = q.shape
+    kv = k.shape[1]
+    if k.shape[2] % KEY_MULTIPLE:
+        raise ValueError(f"attention over {k.shape[2]} keys: the engine pads keys to a multiple of {KEY_MULTIPLE}")
+    if n == 1:
+        per = heads // kv
+        qq = _pad_queries(q.reshape(rows, kv, per, dim))
+        o = F.scaled_dot_product_attention(qq, k, v, attn_mask=mask, scale=scaling)
+        return o[:, :, :per].reshape(rows, heads, 1, dim)
+    qq = _pad_queries(q)
+    if qq.shape[2] != n:  # the padded queries attend every key (their outputs are dropped)
+        mask = torch.cat([mask, mask.new_zeros(*mask.shape[:2], qq.shape[2] - n, mask.shape[3])], 2)
+    o = F.scaled_dot_product_attention(qq, k, v, attn_mask=mask, scale=scaling, enable_gqa=True)
+    return o[:, :, :n]
+
+
+def _pad_queries(q: torch.Tensor) -> torch.Tensor:
+    n = q.shape[2]
+    short = -n % QUERY_MULTIPLE
+    return q if not short else torch.cat([q, q.new_zeros(*q.shape[:2], short, q.shape[3])], 2)
 
 
 def linear_in_blocks(module: torch.nn.Linear, mode: list, packed: dict, x: torch.Tensor) -> torch.Tensor:
