@@ -50,7 +50,7 @@ class EvalSettings(ConfigModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
                         description="device the evals run on (auto: CUDA, then MPS, else the CPU)")
     invariance_sample: int | None = Field(None, ge=0, description="cases per suite generated again alone to check that "
-                                          "batching did not change them (default 2; 0: only the latency sample)")
+                                          "batching did not change them (default 2; 0: no check)")
     sequential: bool = Field(False, description="evaluate the candidate in chunks and stop once the gate's verdict is "
                              "settled (group-sequential boundaries keep the error rates; see harness.gates.sequential)")
     looks: int = Field(5, ge=2, le=20, description="sequential: the number of chunks (looks at the gate)")

@@ -23,7 +23,7 @@ from harness.evals.suite import Case, Suite
 from harness.models.types import Backend, Completion, GenerationConfig
 
 ShotsFn = Callable[[Case], list[dict]]
-INVARIANCE_SAMPLE = 2  # cases per suite generated again alone to check batch invariance (besides the latency sample)
+INVARIANCE_SAMPLE = 2  # cases per suite generated again alone to check batch invariance
 
 
 def prompt_hash(messages) -> str:
@@ -117,11 +117,13 @@ def generation_config(suite: Suite, batch_size: int | None = None) -> Generation
     return GenerationConfig(max_new_tokens=gen.max_new_tokens, batch_size=batch_size, stop=tuple(gen.stop))
 
 
-def _timed(backend: Backend, suite: Suite, case: Case, one: GenerationConfig, shots: ShotsFn | None) -> tuple[dict, str]:
-    """One case generated alone: its latency sample, and the text."""
+def _timed(backend: Backend, suite: Suite, case: Case, config: GenerationConfig, shots: ShotsFn | None) -> dict:
+    """One case generated alone and timed (`GenerationConfig.timed`: products sized to it): its
+    latency sample. The text is not kept: it need not be the batch-invariant one."""
+    one = dataclasses.replace(config, batch_size=1, timed=True)
     [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
     return {"case_id": case.id, "latency_s": c.latency_s, "completion_tokens": c.completion_tokens,
-            "prompt_tokens": c.prompt_tokens}, c.text
+            "prompt_tokens": c.prompt_tokens}
 
 
 def _latency_summary(samples: list[dict]) -> dict:
@@ -133,21 +135,16 @@ def _latency_summary(samples: list[dict]) -> dict:
     return lat
 
 
-def measure_latency(backend: Backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int, shots: ShotsFn | None,
-                    texts: dict[str, str] | None = None) -> dict:
-    """p50/p95/p99 and tokens/s over a fixed sample generated one at a time (never cached);
-    `texts` collects what each sampled case generated alone."""
+def measure_latency(backend: Backend, suite: Suite, cases: list[Case], config: GenerationConfig, n: int,
+                    shots: ShotsFn | None) -> dict:
+    """p50/p95/p99 and tokens/s over a fixed sample generated one at a time (never cached)."""
     sample = latency_sample(suite, cases, n)
     if not sample:
         return {}
-    one = dataclasses.replace(config, batch_size=1)
     samples = []
     with progress(f"{suite.name}: latency at batch 1", len(sample)) as advance:
         for case in sample:
-            timed, text = _timed(backend, suite, case, one, shots)
-            samples.append(timed)
-            if texts is not None:
-                texts[case.id] = text
+            samples.append(_timed(backend, suite, case, config, shots))
             advance(1)
     return _latency_summary(samples)
 
@@ -164,14 +161,13 @@ def time_paired(backend: Backend, suite: Suite, cases: list[Case], config: Gener
         raise ValueError("time_paired needs the candidate's adapter name (None is the base model) or its backend")
     runs = {"base": (backend, None), "candidate": (candidate_backend or backend, adapter)}
     sample = latency_sample(suite, cases, n)
-    one = dataclasses.replace(config, batch_size=1)
     samples: dict[str, list] = {"base": [], "candidate": []}
     with progress(f"{suite.name}: latency, base and candidate, batch 1", 2 * len(sample)) as advance:
         for i, case in enumerate(sample):
             for who in (("base", "candidate") if i % 2 == 0 else ("candidate", "base")):
                 be, active = runs[who]
                 be.set_adapter(active)
-                samples[who].append(_timed(be, suite, case, one, shots)[0])
+                samples[who].append(_timed(be, suite, case, config, shots))
                 advance(1)
     runs["candidate"][0].set_adapter(adapter)
     base, cand = (_latency_summary(samples[who]) | {"paired": True} for who in ("base", "candidate"))
@@ -179,18 +175,16 @@ def time_paired(backend: Backend, suite: Suite, cases: list[Case], config: Gener
 
 
 def check_batch_invariance(backend: Backend, suite: Suite, fresh: list[Case], batched: dict[str, Completion], config: GenerationConfig,
-                           n: int, shots: ShotsFn | None, alone: dict[str, str]) -> dict:
+                           n: int, shots: ShotsFn | None) -> dict:
     """The cache leaves the batch out of its key on the promise that a request's output does not
-    depend on its batch. Check it on this eval: a few seeded cases of those generated just now,
-    generated again alone (batch 1, never cached), must give the same text. `alone` holds the
-    cases already generated alone (the latency sample); more are generated up to `n`."""
+    depend on its batch. Check it on this eval: `n` seeded cases of those generated just now,
+    generated again alone (batch 1, the same products, never cached), must give the same text."""
     if not fresh:
         return {"checked": 0, "why": "every output came from the cache (checked when it was generated)"}
-    ids = {c.id for c in fresh}
-    texts = {k: v for k, v in alone.items() if k in ids}
-    if n <= 0 and not texts:
+    if n <= 0:
         return {"checked": 0, "why": "switched off (invariance_sample: 0)"}
-    extra = [c for c in latency_sample(suite, fresh, len(fresh)) if c.id not in texts][: max(0, n - len(texts))]
+    texts: dict[str, str] = {}
+    extra = latency_sample(suite, fresh, len(fresh))[:n]
     if extra:
         one = dataclasses.replace(config, batch_size=1)
         with progress(f"{suite.name}: batch-invariance check", len(extra)) as advance:
@@ -305,13 +299,12 @@ def evaluate_suite(
     gen_s = time.perf_counter() - t0
 
     n_lat = suite.spec.latency_sample if latency_n is None else latency_n
-    alone: dict[str, str] = {}
     t_lat = time.perf_counter()
     pool = gen_cases if latency_from is None else [c for c in latency_from if suite.needs_generation(c)]
-    latency = measure_latency(backend, suite, pool, gen_cfg, n_lat, shots, texts=alone) if n_lat else {}
+    latency = measure_latency(backend, suite, pool, gen_cfg, n_lat, shots) if n_lat else {}
     t_inv = time.perf_counter()
     invariance = check_batch_invariance(backend, suite, [gen_cases[i] for i in sorted(fresh)], by_id, gen_cfg,
-                                        INVARIANCE_SAMPLE if invariance_n is None else invariance_n, shots, alone)
+                                        INVARIANCE_SAMPLE if invariance_n is None else invariance_n, shots)
     t_end = time.perf_counter()
     timing = {"eval_s": round(gen_s, 3), "generate_s": round(t_gen - t0, 3), "loglik_s": round(t_ll - t_gen, 3),
               "latency_s": round(t_inv - t_lat, 3), "invariance_s": round(t_end - t_inv, 3), "generated": n_generated,

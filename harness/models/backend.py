@@ -59,6 +59,7 @@ class HFBackend(ChatTokens):
     engine: str = "auto"  # "auto": the batch-invariant engine where it can run; "generate": transformers' generate()
     quantize: str | None = None  # "nf4": the base's linear layers in 4-bit (a QLoRA candidate's base)
     _engine: object = field(default=None, repr=False)
+    _timing_engine: object = field(default=None, repr=False)  # products sized to the request (config.timed)
     _engine_problem: str | None = field(default=None, repr=False)
 
     # ---- loading -------------------------------------------------------------------------
@@ -88,7 +89,17 @@ class HFBackend(ChatTokens):
             self._engine_problem = supports(self.model)
             if self._engine_problem is None:
                 self._engine = Engine(self.model, **engine_settings(self.device))
+                self._timing_engine = None
         return self._engine
+
+    def _timing(self, eng):
+        """The engine over the same model with every product as it comes (rows 0): a lone request
+        costs what it needs, not a block of 64 rows (`GenerationConfig.timed`)."""
+        if self._timing_engine is None or self._timing_engine.model is not eng.model:
+            from harness.models.engine import Engine
+
+            self._timing_engine = Engine(eng.model, prefill_rows=0, decode_rows=0)
+        return self._timing_engine
 
     @property
     def identity(self) -> dict:
@@ -209,6 +220,8 @@ class HFBackend(ChatTokens):
         eng = self._grouped()
         if eng is None:
             return self._generate_hf(requests, config, progress)
+        if config.timed and len(requests) == 1:
+            eng = self._timing(eng)
         encoded = [self.encode(m) for m in requests]
         split = [self.prefix_length(m, e) for m, e in zip(requests, encoded)]
         longest = max(len(e) for e in encoded) + config.max_new_tokens

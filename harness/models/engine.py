@@ -90,7 +90,8 @@ class Engine:
     """Greedy generation and log-likelihood for one loaded model (with or without adapters).
 
     `prefill_rows` / `decode_rows`: the row count of every matrix product while prefilling /
-    decoding (fixed, so results do not depend on the batch); `bucket`: requests' own tokens are
+    decoding (fixed, so results do not depend on the batch; 0: each product as it comes, for a
+    request timed alone, which is then not batch-invariant); `bucket`: requests' own tokens are
     right-aligned in a region rounded up to this many tokens.
     """
 
@@ -116,7 +117,8 @@ class Engine:
     @property
     def name(self) -> str:
         """The engine and the settings that change its rounding."""
-        return f"harness-grouped/{ENGINE_VERSION} rows {self.prefill_rows}/{self.decode_rows} bucket {self.bucket}"
+        rows = f"rows {self.prefill_rows}/{self.decode_rows}" if self.decode_rows else "rows as they come"
+        return f"harness-grouped/{ENGINE_VERSION} {rows} bucket {self.bucket}"
 
     @property
     def dtype(self) -> torch.dtype:

@@ -126,8 +126,11 @@ def linear_in_blocks(module: torch.nn.Linear, mode: list, packed: dict, x: torch
     flat = x.reshape(-1, shape[-1])
     if not flat.is_contiguous():
         flat = flat.contiguous()
-    m, full = flat.shape[0], flat.shape[0] // n * n
     pw = packed.get(id(module)) if use_packed else None
+    if n == 0:  # products as they come (a request timed alone: not batch-invariant)
+        out = torch.ops.mkldnn._linear_pointwise(flat, pw, b, "none", [], "") if pw is not None else F.linear(flat, w, b)
+        return out.reshape(*shape[:-1], w.shape[0])
+    m, full = flat.shape[0], flat.shape[0] // n * n
 
     def block(rows: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         if pw is not None:
@@ -156,7 +159,7 @@ def pack_weight(module: torch.nn.Linear, rows: int):
     if w.device.type != "cpu" or w.dtype not in (torch.bfloat16, torch.float16) or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
         return None
     try:
-        return torch.ops.mkldnn._reorder_linear_weight(w.detach(), rows)
+        return torch.ops.mkldnn._reorder_linear_weight(w.detach(), max(rows, 1))
     except (RuntimeError, AttributeError):
         return None
 

@@ -163,12 +163,33 @@ def test_each_eval_checks_batch_invariance_on_fresh_outputs(tiny_backend, tmp_pa
     r, _ = run_eval([MINI], "tiny", out=tmp_path / "a", backend=tiny_backend, latency_n=0)
     inv = r["mini"].summary["batch_invariance"]
     assert inv == {"checked": 2, "equal": 2, "differ": []}
-    # the latency sample was generated alone anyway: it is checked too, at no extra cost
+    # the latency sample is timed with products sized to each request: its text is no evidence
     r, _ = run_eval([MINI], "tiny", out=tmp_path / "b", backend=tiny_backend, latency_n=3, use_cache=False)
-    assert r["mini"].summary["batch_invariance"]["checked"] == 3
+    assert r["mini"].summary["batch_invariance"]["checked"] == 2
     # outputs served from the cache were checked when they were generated
     r, _ = run_eval([MINI], "tiny", out=tmp_path / "c", backend=tiny_backend, latency_n=0)
     assert r["mini"].summary["batch_invariance"]["checked"] == 0 and "cache" in r["mini"].summary["batch_invariance"]["why"]
+
+
+def test_latency_is_timed_alone_and_invariance_is_checked_on_the_batch_invariant_path(tiny_backend, tmp_path, home):
+    """The latency sample runs `timed` (products sized to the request, as a server runs a lone
+    request); the invariance check regenerates alone on the same fixed-block products as the batch."""
+    import dataclasses
+
+    from harness.models import HFBackend
+
+    calls = []
+
+    class Spy(HFBackend):
+        def generate(self, requests, config, progress=None):
+            calls.append((len(requests), config.batch_size, config.timed))
+            return super().generate(requests, config, progress)
+
+    spy = Spy(**{f.name: getattr(tiny_backend, f.name) for f in dataclasses.fields(HFBackend)})
+    run_eval([MINI], "tiny", out=tmp_path / "a", backend=spy, latency_n=3, invariance_n=2, use_cache=False)
+    assert calls.count((1, 1, True)) == 3  # the latency sample
+    assert calls.count((1, 1, False)) == 2  # the invariance check
+    assert all(not timed for n, _, timed in calls if n > 1)  # the suite itself
 
 
 def test_an_output_that_changes_alone_is_reported_loudly(tiny_backend, tmp_path, home, capsys):

@@ -4,6 +4,7 @@ agree with the whole-sequence path while each context runs once, stop strings, f
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -262,6 +263,27 @@ def test_attention_refuses_keys_the_engine_did_not_pad():
     q, k = torch.zeros(1, 9, 1, 64), torch.zeros(1, 3, 171, 64)
     with pytest.raises(ValueError, match="multiple of 4"):
         aligned_attention(q, k, k, torch.zeros(1, 1, 1, 171), 0.125)
+
+
+def test_a_request_timed_alone_runs_with_products_sized_to_it(bf16):
+    """`timed` (a latency sample) uses an engine whose products are as they come, never the
+    batch-invariant engine's blocks; the backend's identity (cache keys) stays the batch-invariant one."""
+    cfg = GenerationConfig(max_new_tokens=8, batch_size=1)
+    name = bf16.identity["engine"]
+    [timed] = bf16.generate([REQS[0]], dataclasses.replace(cfg, timed=True))
+    assert timed.completion_tokens > 0 and timed.latency_s > 0
+    assert bf16._timing_engine is not None and "rows as they come" in bf16._timing_engine.name
+    assert bf16._timing_engine is not bf16._grouped() and bf16.identity["engine"] == name and "rows 512/64" in name
+    # outside the latency pass nothing changes: batches run on the fixed-block engine
+    assert bf16.generate([REQS[0]], cfg)[0].text == bf16.generate(REQS[:3], GenerationConfig(max_new_tokens=8))[0].text
+
+
+@torch.no_grad()
+def test_products_as_they_come_equal_linear():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(96, 40)
+    x = torch.randn(3, 7, 96)
+    torch.testing.assert_close(linear_in_blocks(lin, [0, False], {}, x), torch.nn.functional.linear(x, lin.weight, lin.bias))
 
 
 def test_greedy_takes_the_first_maximum_like_argmax():
