@@ -18,9 +18,13 @@ Five measurements, all in this one process:
 5. Decode steps with a LoRA adapter of the demo's shape (r 32, every linear of the top 15
    layers, random weights), at batch 1 and 64: peft's own forward per module against the
    engine's, which stacks A under the base weight (`kernels.FusedLora`), and the base beside.
+6. Attention on one thread (engine version 3, which kept rows off a second thread) against
+   attention on every thread over padded queries and keys (version 4, the default): decode
+   steps at batch 64, 128 and 214 and the triage suite, alternating the two ways.
 
     python bench/generation.py                 # everything (~10 min on 2 cores)
     python bench/generation.py --skip-suites   # decode and multiple choice only
+    python bench/generation.py --only threads  # attention on one thread vs every thread (~5 min)
 """
 
 from __future__ import annotations
@@ -108,6 +112,47 @@ def lora_decode_steps(new) -> None:
         print(f"  batch {b}: stacked {min(rows[('peft forward', b)]) / min(rows[('stacked (default)', b)]):.2f}x "
               f"faster than peft's forward; the adapter costs {min(rows[('stacked (default)', b)]) - min(rows[('base, no adapter', b)]):.1f} ms "
               f"per step over the base (peft's: {min(rows[('peft forward', b)]) - min(rows[('base, no adapter', b)]):.1f})")
+
+
+def attention_threads(new) -> None:
+    import statistics
+
+    import harness.models.kernels as kernels
+    from harness.evals import run_eval
+
+    print("\n== attention on one thread (engine v3) vs on every thread over padded queries and keys (v4, default)")
+    padded = kernels.aligned_attention
+
+    def one_thread(*a, **k):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return padded(*a, **k)
+        finally:
+            torch.set_num_threads(threads)
+
+    ways = {"one thread (v3)": one_thread, "every thread (v4)": padded}
+    rows: dict = {}
+    saved = new._stop_ids
+    try:
+        for _ in range(2):
+            for way, fn in ways.items():
+                kernels.aligned_attention = fn
+                new._stop_ids = lambda: {-1}
+                for b in (64, 128, 214):
+                    rows.setdefault((way, f"decode step, batch {b} (ms)"), []).append(step_ms(new, b))
+                new._stop_ids = saved
+                res, _ = run_eval([SUITES[0]], "smollm2-135m-instruct", backend=new, use_cache=False, latency_n=0,
+                                  invariance_n=0, out=Path("/tmp/harness-bench-threads"))
+                rows.setdefault((way, "ticket_triage, 214 cases (s)"), []).append(next(iter(res.values())).summary["timing"]["eval_s"])
+    finally:
+        kernels.aligned_attention, new._stop_ids = padded, saved
+    what = list(dict.fromkeys(k[1] for k in rows))
+    print(f"{'':<32}" + "".join(f"{w:>20}" for w in ways) + f"{'ratio':>8}")
+    for m in what:
+        a, b = (statistics.median(rows[(w, m)]) for w in ways)
+        print(f"{m:<32}{a:>20.1f}{b:>20.1f}{a / b:>7.2f}x")
+    print("  medians of 2, the two ways alternating")
 
 
 def prompts(n: int) -> list[list[dict]]:
@@ -254,6 +299,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-suites", action="store_true", help="leave out the full-suite comparison (the long part)")
     ap.add_argument("--max-cases", type=int, help="a fixed sample of N cases per suite instead of all of them")
+    ap.add_argument("--only", choices=["threads"], help="run only this part (threads: attention on one thread vs every thread)")
     args = ap.parse_args()
 
     from transformers.utils import logging as hf_logging
@@ -266,11 +312,15 @@ def main() -> None:
     old = HFBackend.from_spec("smollm2-135m-instruct", dtype="float32", engine="generate")
     new = HFBackend.from_spec("smollm2-135m-instruct")
     print(f"fp32 generate(): {old.identity['engine']}, {old.dtype}; default: {new.identity['engine']}, {new.dtype}")
+    if args.only == "threads":
+        attention_threads(new)
+        return
     if not args.skip_suites:
         suites_side_by_side(old, new, args.max_cases)
     decode_steps(new, old, bf16_rate)
     multiple_choice(new)
     lora_decode_steps(new)
+    attention_threads(new)
 
 
 if __name__ == "__main__":

@@ -51,13 +51,13 @@ class Step:
     parts: list[Part] = field(default_factory=list)
 
 
-# torch's CPU flash attention gives each thread a slice of one scratch buffer, sized from the query
-# and key block lengths; when that size is not a multiple of 64 bytes, a thread's slice is aligned
-# differently from the first thread's, and its products round differently (torch 2.13, 2 threads:
-# one bf16 ulp on about 1 row in 1,000, enough to change a greedy token). Which thread a row gets
-# depends on how many rows come before it, so a row's output depended on its neighbours. With
-# queries in multiples of QUERY_MULTIPLE and keys in multiples of KEY_MULTIPLE (masked slots) every
-# slice is 64-byte aligned, and a row's numbers are the same on every thread.
+# torch's CPU flash attention gives each thread slices of two scratch buffers (fp32 and bf16), sized
+# from the query and key block lengths; when a size is not a multiple of 64 bytes, a thread's slice
+# is aligned differently from the first thread's, and its rows rounded differently (torch 2.13, 2
+# threads: one bf16 ulp on about 1 row in 1,000, enough to change a greedy token). Which thread a
+# row gets depends on how many rows come before it, so a row's output depended on its neighbours.
+# With queries in multiples of QUERY_MULTIPLE and keys in multiples of KEY_MULTIPLE (masked slots)
+# every slice is 64-byte aligned, and no row differed between threads any more (README).
 QUERY_MULTIPLE = 8
 KEY_MULTIPLE = 4
 
