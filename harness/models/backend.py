@@ -96,9 +96,7 @@ class HFBackend(ChatTokens):
         """The engine over the same model with every product as it comes (rows 0): a lone request
         costs what it needs, not a block of 64 rows (`GenerationConfig.timed`)."""
         if self._timing_engine is None or self._timing_engine.model is not eng.model:
-            from harness.models.engine import Engine
-
-            self._timing_engine = Engine(eng.model, prefill_rows=0, decode_rows=0)
+            self._timing_engine = eng.timing()
         return self._timing_engine
 
     @property

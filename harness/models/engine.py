@@ -96,10 +96,11 @@ class Engine:
     """
 
     def __init__(self, model, *, prefill_rows: int = 512, decode_rows: int = 64, bucket: int = 16,
-                 prefill_tokens: int = 16384):
+                 prefill_tokens: int = 16384, pack_rows: int | None = None):
         register_attention()
         self.model = model
         self.prefill_rows, self.decode_rows, self.bucket = prefill_rows, decode_rows, bucket
+        self.pack_rows = pack_rows or decode_rows  # the row count oneDNN reorders the weights for
         self.prefill_tokens = prefill_tokens
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.base = base
@@ -113,6 +114,15 @@ class Engine:
         self._packed: dict[int, object] = {}
         self._packed_keys: dict[int, tuple] = {}
         self._fused: dict[int, FusedLora] = {}
+
+    def timing(self) -> Engine:
+        """This engine with every product as it comes (rows 0), for a request timed alone: not
+        batch-invariant. It shares this engine's reordered weights and stacked LoRA layers, so
+        it costs no memory and the weights are packed alike whichever engine runs first."""
+        other = Engine(self.model, prefill_rows=0, decode_rows=0, bucket=self.bucket,
+                       prefill_tokens=self.prefill_tokens, pack_rows=self.pack_rows)
+        other._packed, other._packed_keys, other._fused = self._packed, self._packed_keys, self._fused
+        return other
 
     @property
     def name(self) -> str:
@@ -143,7 +153,7 @@ class Engine:
             key = (id(m), m.weight.data_ptr(), m.weight._version)
             if self._packed_keys.get(id(m)) != key:
                 self._packed_keys[id(m)] = key
-                self._packed[id(m)] = pack_weight(m, self.decode_rows)
+                self._packed[id(m)] = pack_weight(m, self.pack_rows)
         loras = []  # peft LoRA linears with one plain adapter: the base product and x·Aᵀ in one
         for m in self.base.modules():
             name = lora_adapter(m)
@@ -152,7 +162,7 @@ class Engine:
             fused = self._fused.get(id(m))
             if fused is None or fused.key != fused_key(m, name):
                 fused = self._fused[id(m)] = FusedLora(m, name)
-                self._packed[id(fused)] = pack_weight(fused, self.decode_rows)
+                self._packed[id(fused)] = pack_weight(fused, self.pack_rows)
             loras.append((m, fused))
         packed = {k: v for k, v in self._packed.items() if v is not None}
         for c in configs.values():

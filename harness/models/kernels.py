@@ -159,7 +159,7 @@ def pack_weight(module: torch.nn.Linear, rows: int):
     if w.device.type != "cpu" or w.dtype not in (torch.bfloat16, torch.float16) or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
         return None
     try:
-        return torch.ops.mkldnn._reorder_linear_weight(w.detach(), max(rows, 1))
+        return torch.ops.mkldnn._reorder_linear_weight(w.detach(), rows)
     except (RuntimeError, AttributeError):
         return None
 

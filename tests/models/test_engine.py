@@ -274,6 +274,7 @@ def test_a_request_timed_alone_runs_with_products_sized_to_it(bf16):
     assert timed.completion_tokens > 0 and timed.latency_s > 0
     assert bf16._timing_engine is not None and "rows as they come" in bf16._timing_engine.name
     assert bf16._timing_engine is not bf16._grouped() and bf16.identity["engine"] == name and "rows 512/64" in name
+    assert bf16._timing_engine._packed is bf16._grouped()._packed  # the reordered weights are shared, not copied
     # outside the latency pass nothing changes: batches run on the fixed-block engine
     assert bf16.generate([REQS[0]], cfg)[0].text == bf16.generate(REQS[:3], GenerationConfig(max_new_tokens=8))[0].text
 
