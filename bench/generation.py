@@ -18,9 +18,9 @@ Five measurements, all in this one process:
 5. Decode steps with a LoRA adapter of the demo's shape (r 32, every linear of the top 15
    layers, random weights), at batch 1 and 64: peft's own forward per module against the
    engine's, which stacks A under the base weight (`kernels.FusedLora`), and the base beside.
-6. Attention on one thread (engine version 3, which kept rows off a second thread) against
-   attention on every thread over padded queries and keys (version 4, the default): decode
-   steps at batch 64, 128 and 214 and the triage suite, alternating the two ways.
+6. Attention on one thread (engine version 3's fix, which kept rows off a second thread) against
+   attention on every thread (version 4, the default), both over v4's padded queries and keys:
+   decode steps at batch 64, 128 and 214 and the triage suite, alternating the two ways.
 
     python bench/generation.py                 # everything (~10 min on 2 cores)
     python bench/generation.py --skip-suites   # decode and multiple choice only
@@ -131,7 +131,7 @@ def attention_threads(new) -> None:
         finally:
             torch.set_num_threads(threads)
 
-    ways = {"one thread (v3)": one_thread, "every thread (v4)": padded}
+    ways = {"one thread (v3's fix)": one_thread, "every thread (v4)": padded}
     rows: dict = {}
     saved = new._stop_ids
     try:

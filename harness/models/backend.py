@@ -95,7 +95,7 @@ class HFBackend(ChatTokens):
     def _timing(self, eng):
         """The engine over the same model with every product as it comes (rows 0): a lone request
         costs what it needs, not a block of 64 rows (`GenerationConfig.timed`)."""
-        if self._timing_engine is None or self._timing_engine.model is not eng.model:
+        if self._timing_engine is None or self._timing_engine._packed is not eng._packed:  # built beside this engine
             self._timing_engine = eng.timing()
         return self._timing_engine
 

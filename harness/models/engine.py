@@ -100,7 +100,7 @@ class Engine:
         register_attention()
         self.model = model
         self.prefill_rows, self.decode_rows, self.bucket = prefill_rows, decode_rows, bucket
-        self.pack_rows = pack_rows or decode_rows  # the row count oneDNN reorders the weights for
+        self.pack_rows = pack_rows or decode_rows or 1  # the row count oneDNN reorders the weights for
         self.prefill_tokens = prefill_tokens
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.base = base

@@ -43,7 +43,7 @@ class Part:
     group: Group
     start: int  # first slot the forward writes
     group_rows: slice  # the same rows in the group's cache
-    mask: torch.Tensor  # (rows, 1, q_len, start + q_len): 0 where attended, -inf elsewhere
+    mask: torch.Tensor  # (rows, 1, q_len, key_length(start + q_len)): 0 where attended, -inf elsewhere
 
 
 @dataclass
@@ -69,7 +69,8 @@ def key_length(n: int) -> int:
 
 def grouped_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, harness_step=None, **kwargs):
     """Attention interface entry: store the new keys/values in each group's cache, then attend
-    per group over exactly that group's slots (one layout, so one kernel shape per row)."""
+    per group over that group's slots, padded to `key_length` with masked ones (one layout, so one
+    kernel shape per row)."""
     if harness_step is None:
         raise RuntimeError(f"attention '{ATTENTION}' is only usable inside harness.models.engine")
     layer = module.layer_idx

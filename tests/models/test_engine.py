@@ -259,6 +259,25 @@ def test_attention_rows_do_not_depend_on_the_thread_they_run_on(two_threads, see
     assert torch.equal(two[0], alone[0])
 
 
+@torch.no_grad()
+def test_prefill_attention_rows_agree_across_threads(two_threads):
+    """The prefill path (13 queries, padded to 16; 101 real keys, padded to 104): the same row
+    three times in one call, spread over both threads, equals the row alone."""
+    g = torch.Generator().manual_seed(7)
+    n, real, kv, heads, dim = 13, 101, 3, 9, 64
+    length = key_length(real)
+    q = (torch.randn(1, heads, n, dim, generator=g) * 3).bfloat16()
+    k = (torch.randn(1, kv, length, dim, generator=g) * 3).bfloat16()
+    v = torch.randn(1, kv, length, dim, generator=g).bfloat16()
+    qi, ki = torch.arange(real - n, real), torch.arange(length)
+    allowed = (ki[None, :] <= qi[:, None]) & (ki[None, :] < real)
+    mask = additive_mask(allowed, torch.bfloat16)[None, None]
+    alone = aligned_attention(q, k, v, mask, dim ** -0.5)
+    three = aligned_attention(q.repeat(3, 1, 1, 1), k.repeat(3, 1, 1, 1), v.repeat(3, 1, 1, 1), mask.repeat(3, 1, 1, 1), dim ** -0.5)
+    assert alone.shape == (1, heads, n, dim)
+    assert all(torch.equal(three[r], alone[0]) for r in range(3))
+
+
 def test_attention_refuses_keys_the_engine_did_not_pad():
     q, k = torch.zeros(1, 9, 1, 64), torch.zeros(1, 3, 171, 64)
     with pytest.raises(ValueError, match="multiple of 4"):
