@@ -184,14 +184,13 @@ def check_batch_invariance(backend: Backend, suite: Suite, fresh: list[Case], ba
     if n <= 0:
         return {"checked": 0, "why": "switched off (invariance_sample: 0)"}
     texts: dict[str, str] = {}
-    extra = latency_sample(suite, fresh, len(fresh))[:n]
-    if extra:
-        one = dataclasses.replace(config, batch_size=1)
-        with progress(f"{suite.name}: batch-invariance check", len(extra)) as advance:
-            for case in extra:
-                [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
-                texts[case.id] = c.text
-                advance(1)
+    sample = latency_sample(suite, fresh, n)  # seeded by case id, like the latency sample
+    one = dataclasses.replace(config, batch_size=1)
+    with progress(f"{suite.name}: batch-invariance check", len(sample)) as advance:
+        for case in sample:
+            [c] = backend.generate([suite.messages(case, shots(case) if shots else None)], one)
+            texts[case.id] = c.text
+            advance(1)
     differ = sorted(k for k, t in texts.items() if batched[k].text != t)
     report = {"checked": len(texts), "equal": len(texts) - len(differ), "differ": differ}
     if differ:

@@ -47,6 +47,7 @@ from harness.models.kernels import (
     lora_adapter,
     pack_weight,
     register_attention,
+    round_up,
 )
 
 # 2: LoRA's A stacked under the base weight (kernels.FusedLora): bf16 unchanged in the tests, fp32
@@ -252,8 +253,7 @@ class Engine:
         return g
 
     def _region(self, n: int, bucket: int | None = None) -> int:
-        b = bucket or self.bucket
-        return -(-n // b) * b
+        return round_up(n, bucket or self.bucket)
 
     # ---- generation ----------------------------------------------------------------------
     def generate(self, requests: list[tuple[list[int], int]], max_new_tokens: int, stop_ids: set[int], pad_id: int,

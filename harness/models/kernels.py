@@ -62,9 +62,13 @@ QUERY_MULTIPLE = 8
 KEY_MULTIPLE = 4
 
 
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 def key_length(n: int) -> int:
     """The key length attention runs over for `n` real slots: rounded up to KEY_MULTIPLE."""
-    return -(-n // KEY_MULTIPLE) * KEY_MULTIPLE
+    return round_up(n, KEY_MULTIPLE)
 
 
 def grouped_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, harness_step=None, **kwargs):
@@ -109,8 +113,7 @@ def aligned_attention(q, k, v, mask, scaling) -> torch.Tensor:
 
 
 def _pad_queries(q: torch.Tensor) -> torch.Tensor:
-    n = q.shape[2]
-    short = -n % QUERY_MULTIPLE
+    short = round_up(q.shape[2], QUERY_MULTIPLE) - q.shape[2]
     return q if not short else torch.cat([q, q.new_zeros(*q.shape[:2], short, q.shape[3])], 2)
 
 

@@ -262,7 +262,8 @@ def test_attention_rows_do_not_depend_on_the_thread_they_run_on(two_threads, see
 @torch.no_grad()
 def test_prefill_attention_rows_agree_across_threads(two_threads):
     """The prefill path (13 queries, padded to 16; 101 real keys, padded to 104): the same row
-    three times in one call, spread over both threads, equals the row alone."""
+    three times in one call, spread over both threads, equals the row alone. A guard only: these
+    inputs agree unpadded too (no prefill row that differed between threads is known)."""
     g = torch.Generator().manual_seed(7)
     n, real, kv, heads, dim = 13, 101, 3, 9, 64
     length = key_length(real)
