@@ -7,8 +7,8 @@ whatever else shares its batch (bitwise, in bf16 too), a shared chat-template pr
 prefilled once, and finished rows leave the batch. Elsewhere (models the engine does not know,
 adapters whose virtual tokens shift with padding) it falls back to transformers' `generate()`:
 requests sorted by length, batched with left padding; prompt tuning, p-tuning and prefix tuning
-batched only with prompts of equal length, and prefix tuning generated without the KV cache
-because the cached path drops the prefix (transformers 5 + peft 0.21).
+batched only with prompts of equal length (peft 0.22 or later: earlier, generate() dropped a
+prefix adapter's prefix, with the KV cache and without it).
 
 What computed an output (`identity`: engine, dtype, device, library versions) is part of every
 cache key and results header, so fp32 and bf16 results, or the engine's and generate()'s, never
@@ -37,6 +37,12 @@ from harness.models.types import (
     Messages,
     cut_at_stop,
 )
+
+def _peft_version() -> str:
+    import peft
+
+    return peft.__version__
+
 
 PADDING_SENSITIVE = {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMPT_TUNING", "CPT"}
 ENGINES = ("auto", "generate")
@@ -101,7 +107,8 @@ class HFBackend(ChatTokens):
 
     @property
     def identity(self) -> dict:
-        """What computed this backend's outputs: part of every cache key and results header."""
+        """What computed this backend's outputs: part of every cache key and results header
+        (with an adapter attached, peft's version too: its code runs prefix and prompt adapters)."""
         import torch
         import transformers
 
@@ -112,6 +119,7 @@ class HFBackend(ChatTokens):
             "device": self.device,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
+            **({"peft": _peft_version()} if self.active_adapter else {}),  # an adapter's outputs are peft's code too
             **({"quantization": self.quantize} if self.quantize else {}),  # in every cache key, never compared away
         }
 
@@ -294,7 +302,6 @@ class HFBackend(ChatTokens):
                     do_sample=False,
                     pad_token_id=self.pad_id,
                     eos_token_id=list(eos),
-                    use_cache=peft_type != "PREFIX_TUNING",
                 )
                 elapsed = time.perf_counter() - t0
                 for row, i in enumerate(batch):

@@ -254,8 +254,8 @@ def _base_model_problems(where: str, spec) -> list[str]:
 def _cross_problems(where: str, cfg: TrainConfig) -> list[str]:
     problems = []
     if cfg.method == "prefix_tuning" and cfg.gradient_checkpointing:
-        problems.append(f"{where}: field 'gradient_checkpointing': prefix tuning fails under gradient checkpointing "
-                        "(transformers 5 + peft 0.21): set it to false")
+        problems.append(f"{where}: field 'gradient_checkpointing': prefix tuning does not work under gradient checkpointing "
+                        "(peft refuses it): set it to false")
     if cfg.lora.layers is not None:
         if cfg.method not in ("lora", "qlora", "dpo"):
             problems.append(f"{where}: field 'lora.layers': only lora, qlora and dpo adapters can be limited to layers; "

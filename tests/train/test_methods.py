@@ -121,8 +121,27 @@ def test_sft_labels_cover_only_the_answer_and_keep_end_of_turn(data, tiny_cfg, t
     assert labels[last_non_newline] == im_end
 
 
+def _greedy_by_forward(backend, messages, n: int) -> str:
+    """Greedy decoding by whole forward passes, no cache: the numbers training optimised."""
+    import torch
+
+    ids = torch.tensor([backend.encode(messages)])
+    eos = backend._stop_ids()
+    new = []
+    with torch.no_grad(), backend._active() as model:
+        for _ in range(n):
+            token = int(model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -1].argmax())
+            if token in eos:
+                break
+            new.append(token)
+            ids = torch.cat([ids, torch.tensor([[token]])], 1)
+    return backend.tokenizer.decode(new, skip_special_tokens=True)
+
+
 def test_prefix_tuning_effect_is_seen_by_the_evals(tiny_cfg, tiny_model_dir):
-    """peft 0.21 + transformers 5: generate() with the KV cache drops the prefix; the backend must not."""
+    """generate() must see the prefix at every step: peft 0.21 dropped it (with the KV cache from
+    the first token, without it from the second); the backend's greedy text must equal decoding
+    by whole forward passes, the path training optimised."""
     from harness.models import GenerationConfig, HFBackend
 
     result = train(tiny_cfg("prefix_tuning"), show_progress=False)
@@ -133,6 +152,7 @@ def test_prefix_tuning_effect_is_seen_by_the_evals(tiny_cfg, tiny_model_dir):
     backend.load_adapter(result.output_dir)
     tuned = [c.text for c in backend.generate(reqs, gen)]
     assert tuned != base
+    assert tuned == [_greedy_by_forward(backend, r, gen.max_new_tokens) for r in reqs]
     assert backend.loglikelihood([(reqs[0], "Blue.")])[0].logprob != pytest.approx(
         HFBackend.from_spec(str(tiny_model_dir)).loglikelihood([(reqs[0], "Blue.")])[0].logprob, abs=1e-6)
 
