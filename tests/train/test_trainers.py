@@ -194,12 +194,16 @@ def test_frozen_weights_stored_in_the_autocast_dtype_keep_loss_and_gradients_bit
         assert all(m.weight.dtype == torch.bfloat16 and not m.weight.requires_grad for m in base_layers)
         assert all(p.dtype == torch.float32 for p in adapter)  # the adapter trains in fp32 as before
         assert model.get_input_embeddings().weight is embeddings and embeddings.dtype == torch.float32
+        head = model.get_output_embeddings()  # tied: a bf16 copy of its own while inside, the lookup unchanged
+        assert head.weight is not embeddings and head.weight.dtype == torch.bfloat16
+        assert torch.equal(head.weight, embeddings.to(torch.bfloat16))
         stored_once = loss_and_grads()
     assert torch.equal(stored_once[0], cast_each_call[0])
     assert len(stored_once[1]) == len(cast_each_call[1]) > 0
     for a, b in zip(stored_once[1], cast_each_call[1]):
         assert torch.equal(a, b)
     assert all(m.weight is w for m, w in zip(base_layers, before))  # the loaded fp32 weights are back
+    assert model.get_output_embeddings().weight is embeddings  # tied again
     fp32 = prepare(load_train_config(tiny_cfg("lora", name="fp32", precision="fp32"))).trainer
     with frozen_weights_in_autocast_dtype(fp32) as stored:
         assert stored == 0  # no autocast, nothing stored differently
