@@ -40,7 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Offline (the Makefile sets HF_HUB_OFFLINE), bitsandbytes' import tries to fetch a CPU 4-bit kernel
+# from the Hub and warns twice that it cannot, on every command, QLoRA or not; it falls back to its
+# own kernel. Those two loggers keep their errors.
+OFFLINE_NOISE = ("kernels._internals.hf_hub", "bitsandbytes.backends.cpu.ops")
+
+
+def quiet_offline_noise() -> None:
+    import logging
+    import os
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        for name in OFFLINE_NOISE:
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_offline_noise()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

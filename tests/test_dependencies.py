@@ -69,3 +69,30 @@ def test_qlora_without_bitsandbytes_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as if not installed
     with pytest.raises(MissingExtra, match=r"finetune-harness\[qlora\]"):
         nf4_config("float32")
+
+
+def test_constraints_pin_every_declared_dependency():
+    """make install takes versions from constraints.txt: a dependency added to pyproject without a
+    pin there would install whatever is newest on the day CI runs."""
+    pinned = {_norm(line.split("==")[0]) for line in (REPO / "constraints.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    core, extras = _declared()
+    missing = sorted((core | set().union(*extras.values())) - pinned)
+    assert not missing, f"not pinned in constraints.txt: {missing} (pip freeze after make test passes)"
+
+
+def test_offline_the_cli_keeps_bitsandbytes_kernel_fetch_warnings_quiet():
+    """bitsandbytes' import warns twice that it cannot fetch a CPU kernel from the Hub when offline
+    (every command, QLoRA or not); the CLI quiets exactly those loggers."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def stderr(code: str) -> str:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300).stderr
+
+    if "Failed to load CPU gemm_4bit_forward" not in stderr("import bitsandbytes"):
+        pytest.skip("this CPU's bitsandbytes does not look for the Hub kernel (no avx512_bf16)")
+    quiet = stderr("from harness.cli import quiet_offline_noise; quiet_offline_noise(); import bitsandbytes")
+    assert "gemm_4bit_forward" not in quiet and "publisher trust" not in quiet
