@@ -80,7 +80,7 @@ class SuiteResult:
 LEGACY_IDENTITY = {"engine": "transformers-generate", "dtype": "float32", "device": "cpu"}
 
 
-IDENTITY_KEYS = ("engine", "dtype", "device", "torch", "transformers")
+IDENTITY_KEYS = ("engine", "dtype", "device", "torch", "transformers", "peft")  # peft: adapter results only
 
 
 def identity_differences(a: dict | None, b: dict | None) -> list[str]:

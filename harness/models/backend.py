@@ -38,6 +38,7 @@ from harness.models.types import (
     cut_at_stop,
 )
 
+
 def _peft_version() -> str:
     import peft
 

@@ -87,6 +87,26 @@ def adapters(tiny_model_dir, tmp_path_factory):
     }
 
 
+def test_an_active_adapter_puts_peft_s_version_in_the_identity(tiny_model_dir, adapters):
+    """peft's code runs an adapter (0.21 and 0.22 generate different text for one prefix
+    adapter): its version is in an adapter's cache keys and compared by the gate; the base's
+    identity is the same with or without adapters loaded."""
+    import peft
+
+    from harness.evals.results import identity_differences
+    from harness.models import HFBackend
+
+    backend = HFBackend.from_spec(str(tiny_model_dir))
+    bare = backend.identity
+    backend.load_adapter(adapters["lora"])
+    tuned = backend.identity
+    assert tuned["peft"] == peft.__version__ and tuned == {**bare, "peft": peft.__version__}
+    backend.set_adapter(None)
+    assert backend.identity == bare
+    assert identity_differences(tuned, {**tuned, "peft": "0.21.2"}) == ["peft"]
+    assert identity_differences(tuned, bare) == []  # base against candidate: not a difference
+
+
 def test_adapter_changes_outputs_and_disabling_restores_base(tiny_model_dir, adapters):
     from harness.models import HFBackend
 
