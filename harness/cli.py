@@ -48,9 +48,10 @@ OFFLINE_NOISE = ("kernels._internals.hf_hub", "bitsandbytes.backends.cpu.ops")
 
 def quiet_offline_noise() -> None:
     import logging
-    import os
 
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    from harness.models.specs import hub_offline
+
+    if hub_offline():
         for name in OFFLINE_NOISE:
             logging.getLogger(name).setLevel(logging.ERROR)
 

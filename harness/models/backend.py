@@ -38,13 +38,6 @@ from harness.models.types import (
     cut_at_stop,
 )
 
-
-def _peft_version() -> str:
-    import peft
-
-    return peft.__version__
-
-
 PADDING_SENSITIVE = {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMPT_TUNING", "CPT"}
 ENGINES = ("auto", "generate")
 
@@ -113,6 +106,8 @@ class HFBackend(ChatTokens):
         import torch
         import transformers
 
+        from harness.registry.environment import library_versions
+
         eng = self._grouped()
         return {
             "engine": eng.name if eng is not None else "transformers-generate",
@@ -120,7 +115,7 @@ class HFBackend(ChatTokens):
             "device": self.device,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
-            **({"peft": _peft_version()} if self.active_adapter else {}),  # an adapter's outputs are peft's code too
+            **({"peft": library_versions()["peft"]} if self.active_adapter else {}),  # an adapter's outputs are peft's code too
             **({"quantization": self.quantize} if self.quantize else {}),  # in every cache key, never compared away
         }
 
