@@ -1,6 +1,6 @@
 """Evaluation speed on the real model: today's fp32 path against the new default, side by side.
 
-Five measurements, all in this one process:
+The measurements, each with both sides in one process:
 
 1. The machine: 2048^3 matrix products in fp32 and bf16 (GFLOP/s).
 2. The shipped suites (all 555 cases, base model, nothing cached, no latency pass): the fp32
@@ -21,10 +21,14 @@ Five measurements, all in this one process:
 6. Attention on one thread (engine version 3's fix, which kept rows off a second thread) against
    attention on every thread (version 4, the default), both over v4's padded queries and keys:
    decode steps at batch 64, 128 and 214 and the triage suite, alternating the two ways.
+7. (`--only rows`) Decode products in blocks of 64 rows (the CPU default) against 32: decode
+   steps at batch 8-128 and the three shipped suites, alternating, with the seconds each suite
+   spends in decode attention.
 
     python bench/generation.py                 # everything (~10 min on 2 cores)
     python bench/generation.py --skip-suites   # decode and multiple choice only
     python bench/generation.py --only threads  # attention on one thread vs every thread (~5 min)
+    python bench/generation.py --only rows     # decode blocks of 64 vs 32 rows (~10 min)
 """
 
 from __future__ import annotations
@@ -152,6 +156,57 @@ def attention_threads(new) -> None:
     for m in what:
         a, b = (statistics.median(rows[(w, m)]) for w in ways)
         print(f"{m:<32}{a:>20.1f}{b:>20.1f}{a / b:>7.2f}x")
+    print("  medians of 2, the two ways alternating")
+
+
+def decode_rows(new) -> None:
+    """The engine's decode products in blocks of 64 rows (the CPU default) against 32: decode steps
+    at batch 8-128 and the three shipped suites, alternating, with decode attention's share."""
+    import statistics
+
+    import harness.models.kernels as kernels
+    from harness.evals import run_eval
+    from harness.models.engine import Engine, engine_settings
+
+    print("\n== decode products in blocks of 64 rows (default) vs 32 rows")
+    settings = engine_settings(new.device)
+    engines = {r: Engine(new.model, **{**settings, "decode_rows": r}) for r in (64, 32)}
+    attend = kernels.aligned_attention
+    spent = [0.0]
+
+    def timed(q, *a, **k):  # decode attention (one query per row) timed on its own
+        t0 = time.perf_counter()
+        try:
+            return attend(q, *a, **k)
+        finally:
+            if q.shape[2] == 1:
+                spent[0] += time.perf_counter() - t0
+
+    rows: dict = {}
+    saved = new._stop_ids, new._engine, new._timing_engine
+    try:
+        kernels.aligned_attention = timed
+        for _ in range(2):
+            for r, eng in engines.items():
+                new._engine, new._timing_engine = eng, None
+                new._stop_ids = lambda: {-1}
+                for b in (8, 32, 64, 128):
+                    rows.setdefault((r, f"decode step, batch {b} (ms)"), []).append(step_ms(new, b))
+                new._stop_ids = saved[0]
+                for suite in SUITES:
+                    spent[0] = 0.0
+                    res, _ = run_eval([suite], "smollm2-135m-instruct", backend=new, use_cache=False, latency_n=0,
+                                      invariance_n=0, out=Path(f"/tmp/harness-bench-rows{r}"))
+                    rows.setdefault((r, f"{suite.name} (s)"), []).append(next(iter(res.values())).summary["timing"]["eval_s"])
+                    rows.setdefault((r, f"{suite.name}: decode attention (s)"), []).append(spent[0])
+    finally:
+        kernels.aligned_attention = attend
+        new._stop_ids, new._engine, new._timing_engine = saved
+    what = list(dict.fromkeys(k[1] for k in rows))
+    print(f"{'':<40}{'64 rows':>10}{'32 rows':>10}{'32 / 64':>9}")
+    for m in what:
+        a, b = (statistics.median(rows[(r, m)]) for r in engines)
+        print(f"{m:<40}{a:>10.1f}{b:>10.1f}{b / a:>8.2f}x")
     print("  medians of 2, the two ways alternating")
 
 
@@ -299,7 +354,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-suites", action="store_true", help="leave out the full-suite comparison (the long part)")
     ap.add_argument("--max-cases", type=int, help="a fixed sample of N cases per suite instead of all of them")
-    ap.add_argument("--only", choices=["threads"], help="run only this part (threads: attention on one thread vs every thread)")
+    ap.add_argument("--only", choices=["threads", "rows"],
+                    help="run only this part (threads: attention on one thread vs every thread; rows: decode blocks of 64 vs 32 rows)")
     args = ap.parse_args()
 
     from transformers.utils import logging as hf_logging
@@ -314,6 +370,9 @@ def main() -> None:
     print(f"fp32 generate(): {old.identity['engine']}, {old.dtype}; default: {new.identity['engine']}, {new.dtype}")
     if args.only == "threads":
         attention_threads(new)
+        return
+    if args.only == "rows":
+        decode_rows(new)
         return
     if not args.skip_suites:
         suites_side_by_side(old, new, args.max_cases)
