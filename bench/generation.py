@@ -118,8 +118,20 @@ def lora_decode_steps(new) -> None:
               f"per step over the base (peft's: {min(rows[('peft forward', b)]) - min(rows[('base, no adapter', b)]):.1f})")
 
 
-def attention_threads(new) -> None:
+def medians_table(rows: dict, ways: list[str], ratio: str, inverse: bool = False) -> None:
+    """`rows[(way, measure)]`: the runs of each measure per way (two ways); their medians side by
+    side and the ratio first / second (`inverse`: second / first)."""
     import statistics
+
+    width = max(len(m) for _, m in rows) + 2
+    print(f"{'':<{width}}" + "".join(f"{w:>22}" for w in ways) + f"{ratio:>16}")
+    for m in dict.fromkeys(k[1] for k in rows):
+        a, b = (statistics.median(rows[(w, m)]) for w in ways)
+        print(f"{m:<{width}}{a:>22.1f}{b:>22.1f}{(b / a if inverse else a / b):>15.2f}x")
+    print("  medians of 2, the two ways alternating")
+
+
+def attention_threads(new) -> None:
 
     import harness.models.kernels as kernels
     from harness.evals import run_eval
@@ -151,18 +163,12 @@ def attention_threads(new) -> None:
                 rows.setdefault((way, "ticket_triage, 214 cases (s)"), []).append(next(iter(res.values())).summary["timing"]["eval_s"])
     finally:
         kernels.aligned_attention, new._stop_ids = padded, saved
-    what = list(dict.fromkeys(k[1] for k in rows))
-    print(f"{'':<32}" + "".join(f"{w:>20}" for w in ways) + f"{'ratio':>8}")
-    for m in what:
-        a, b = (statistics.median(rows[(w, m)]) for w in ways)
-        print(f"{m:<32}{a:>20.1f}{b:>20.1f}{a / b:>7.2f}x")
-    print("  medians of 2, the two ways alternating")
+    medians_table(rows, list(ways), "ratio")
 
 
 def decode_rows(new) -> None:
     """The engine's decode products in blocks of 64 rows (the CPU default) against 32: decode steps
     at batch 8-128 and the three shipped suites, alternating, with decode attention's share."""
-    import statistics
 
     import harness.models.kernels as kernels
     from harness.evals import run_eval
@@ -191,23 +197,18 @@ def decode_rows(new) -> None:
                 new._engine, new._timing_engine = eng, None
                 new._stop_ids = lambda: {-1}
                 for b in (8, 32, 64, 128):
-                    rows.setdefault((r, f"decode step, batch {b} (ms)"), []).append(step_ms(new, b))
+                    rows.setdefault((f"{r} rows", f"decode step, batch {b} (ms)"), []).append(step_ms(new, b))
                 new._stop_ids = saved[0]
                 for suite in SUITES:
                     spent[0] = 0.0
                     res, _ = run_eval([suite], "smollm2-135m-instruct", backend=new, use_cache=False, latency_n=0,
                                       invariance_n=0, out=Path(f"/tmp/harness-bench-rows{r}"))
-                    rows.setdefault((r, f"{suite.name} (s)"), []).append(next(iter(res.values())).summary["timing"]["eval_s"])
-                    rows.setdefault((r, f"{suite.name}: decode attention (s)"), []).append(spent[0])
+                    rows.setdefault((f"{r} rows", f"{suite.name} (s)"), []).append(next(iter(res.values())).summary["timing"]["eval_s"])
+                    rows.setdefault((f"{r} rows", f"{suite.name}: decode attention (s)"), []).append(spent[0])
     finally:
         kernels.aligned_attention = attend
         new._stop_ids, new._engine, new._timing_engine = saved
-    what = list(dict.fromkeys(k[1] for k in rows))
-    print(f"{'':<40}{'64 rows':>10}{'32 rows':>10}{'32 / 64':>9}")
-    for m in what:
-        a, b = (statistics.median(rows[(r, m)]) for r in engines)
-        print(f"{m:<40}{a:>10.1f}{b:>10.1f}{b / a:>8.2f}x")
-    print("  medians of 2, the two ways alternating")
+    medians_table(rows, [f"{r} rows" for r in engines], "32 / 64", inverse=True)
 
 
 def prompts(n: int) -> list[list[dict]]:
@@ -365,15 +366,13 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     fp32_rate, bf16_rate = gemm_gflops(torch.float32), gemm_gflops(torch.bfloat16)
     print(f"machine: {torch.get_num_threads()} threads; 2048^3 GEMM fp32 {fp32_rate:.0f} GFLOP/s, bf16 {bf16_rate:.0f} GFLOP/s")
-    old = HFBackend.from_spec("smollm2-135m-instruct", dtype="float32", engine="generate")
     new = HFBackend.from_spec("smollm2-135m-instruct")
+    if args.only:  # the default path only: the fp32 model is not loaded
+        print(f"default: {new.identity['engine']}, {new.dtype}")
+        {"threads": attention_threads, "rows": decode_rows}[args.only](new)
+        return
+    old = HFBackend.from_spec("smollm2-135m-instruct", dtype="float32", engine="generate")
     print(f"fp32 generate(): {old.identity['engine']}, {old.dtype}; default: {new.identity['engine']}, {new.dtype}")
-    if args.only == "threads":
-        attention_threads(new)
-        return
-    if args.only == "rows":
-        decode_rows(new)
-        return
     if not args.skip_suites:
         suites_side_by_side(old, new, args.max_cases)
     decode_steps(new, old, bf16_rate)
