@@ -8,9 +8,11 @@ the demo's training data, alternating, in one process, and compares the medians;
 the rows' common prefix run for one row (`shared_prefix_once`, the harness's trainer does both);
 then that with the frozen base weights stored in bf16 for the run instead of cast by autocast at
 every call (`frozen_weights_in_autocast_dtype`, around the harness's `trainer.train()`); then that
-with eager attention instead of the model's sdpa (`train.attention: eager`, what the demo sets).
-Loss and gradients are the same every way (tests/train/test_trainers.py), eager attention's up to
-rounding; the last column prints each way's mean loss, which shows it.
+with eager attention instead of the model's sdpa (`train.attention: eager`, what the demo sets); then
+that with the harness's LM-head log-probabilities instead of trl's (`harness.train.lm_head`, bitwise
+the same). Loss and gradients are the same every way (tests/train/test_trainers.py,
+tests/train/test_lm_head.py), eager attention's up to rounding; the last row prints each way's mean
+loss, which shows it.
 
     python bench/train_step.py                                   # the real model, 4 steps x 3
     python bench/train_step.py --model tiny --steps 10           # 2-layer random model
@@ -71,7 +73,8 @@ def main() -> None:
         model_ = trainer.model
         model_.train()
 
-        from harness.train.trainers import answer_tokens_only, frozen_weights_in_autocast_dtype, shared_prefix_length
+        from harness.train.trainers import (answer_tokens_only, frozen_weights_in_autocast_dtype, shared_prefix_length,
+                                            shared_prefix_once)
 
         def trl_loss(*a):
             return SFTTrainer.compute_loss(trainer, *a)
@@ -79,6 +82,10 @@ def main() -> None:
         def answer_only_loss(*a):
             with answer_tokens_only():
                 return SFTTrainer.compute_loss(trainer, *a)
+
+        def prefix_once_loss(model, *a):  # the harness's loss with trl's LM head
+            with answer_tokens_only(), shared_prefix_once(model):
+                return SFTTrainer.compute_loss(trainer, model, *a)
 
         own_attention = model_.config._attn_implementation
 
@@ -94,11 +101,12 @@ def main() -> None:
             return frozen_weights_in_autocast_dtype(trainer)
 
         ways = {  # (loss, settings around the steps): trl's own loss; the LM head on answer positions
-            # only; that plus the prefix once; that with the frozen weights stored in bf16 (the
-            # harness's); that with eager attention (the demo's)
+            # only; that plus the prefix once; that with the frozen weights stored in bf16; that with
+            # eager attention (the demo's); that with the harness's LM head (the harness's loss)
             "every position": (trl_loss, []), "answer only": (answer_only_loss, []),
-            "+ prefix once": (trainer.compute_loss, []), "+ bf16 frozen": (trainer.compute_loss, [frozen_stored]),
-            "+ eager attn": (trainer.compute_loss, [frozen_stored, eager_attention]),
+            "+ prefix once": (prefix_once_loss, []), "+ bf16 frozen": (prefix_once_loss, [frozen_stored]),
+            "+ eager attn": (prefix_once_loss, [frozen_stored, eager_attention]),
+            "+ LM head": (trainer.compute_loss, [frozen_stored, eager_attention]),
         }
         bf16 = bool(trainer.args.bf16)  # as the trainer runs it: bf16 autocast where the CPU has it
         losses: dict[str, list[float]] = {k: [] for k in ways}
@@ -145,6 +153,7 @@ def main() -> None:
     print(f"bf16 frozen weights vs cast at every call: {med['+ prefix once'] / med['+ bf16 frozen']:.2f}x"
           + ("" if bf16 else " (fp32 training: nothing is cast, the two are the same)"))
     print(f"eager attention vs sdpa: {med['+ bf16 frozen'] / med['+ eager attn']:.2f}x")
+    print(f"harness LM head vs trl's: {med['+ eager attn'] / med['+ LM head']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -324,9 +324,13 @@ class LengthBatches:
 def sft_trainer(cfg: TrainConfig, model, tokenizer, train_ds, eval_ds, peft_config, callbacks):
     from trl import SFTConfig, SFTTrainer
 
+    from harness.train.lm_head import HeadWeights, lm_head_on_cpu
+
     class Trainer(SFTTrainer):
+        head_weights = HeadWeights()  # the frozen head's fp32 copy, kept from step to step
+
         def compute_loss(self, model, *args, **kwargs):
-            with answer_tokens_only(), shared_prefix_once(model):
+            with answer_tokens_only(), lm_head_on_cpu(self.head_weights), shared_prefix_once(model):
                 return super().compute_loss(model, *args, **kwargs)
 
         def _get_train_sampler(self, train_dataset=None):
