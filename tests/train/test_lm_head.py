@@ -85,7 +85,7 @@ def test_head_weights_keep_one_copy_until_the_weight_changes():
     assert weights.fp32(torch.randn(3, 8)) is None  # an fp32 weight is used as it is
 
 
-def test_the_trainers_loss_uses_it_and_trl_gets_its_function_back(tiny_cfg):
+def test_the_trainers_loss_uses_it_and_trl_gets_its_function_back(tiny_cfg, monkeypatch):
     # inside the harness's compute_loss trl's module-level function is the harness's dispatcher; the
     # loss and the adapter's gradients are bitwise those of trl's own function on the same batch
     import trl.trainer.utils as trl_utils
@@ -114,11 +114,9 @@ def test_the_trainers_loss_uses_it_and_trl_gets_its_function_back(tiny_cfg):
         seen.append(type(trl_utils._ChunkedLogProbFunction).__name__)
         return original_apply(*a)
 
-    lm_head.LogProbsOnCPU.apply = counting
-    try:
-        harness = loss_and_grads(lambda: trainer.compute_loss(model, dict(batch)))
-    finally:
-        lm_head.LogProbsOnCPU.apply = original_apply
+    monkeypatch.setattr(lm_head.LogProbsOnCPU, "apply", counting)
+    harness = loss_and_grads(lambda: trainer.compute_loss(model, dict(batch)))
+    monkeypatch.undo()
     assert seen == ["_Dispatch"]
     assert trl_utils._ChunkedLogProbFunction is real  # back when the loss is done
 
