@@ -28,6 +28,7 @@ trl's function unchanged.
 from __future__ import annotations
 
 import contextlib
+import weakref
 
 import torch
 
@@ -148,21 +149,26 @@ def covered(hidden, weight, bias, final_logit_softcapping, outputs) -> bool:
 
 
 class HeadWeights:
-    """One fp32 copy of a frozen bf16 head's weight, made at its first use and kept while the weight
-    is unchanged: the same values as trl's per-tile `.float()`, once per run instead of per step.
-    The harness's trainer holds one for its life."""
+    """One fp32 copy of a frozen bf16 head's weight, made at its first use and kept while that same
+    tensor is unchanged: the same values as trl's per-tile `.float()`, once per run instead of per
+    step. It is keyed on the tensor itself (a weak reference) and its version (an in-place change
+    makes a new copy), and dropped when the tensor goes (the harness's bf16 head copy, when its
+    training block ends). The harness's trainer holds one for its life."""
 
     def __init__(self):
-        self.copy = None  # (key of the weight it was made from, the fp32 copy)
+        self.copy = None  # (weak reference to the weight, its version, the fp32 copy)
 
     def fp32(self, weight):
         if weight.dtype == torch.float32 or weight.numel() > KEEP_FP32_WEIGHT:
             return None
-        key = (weight.data_ptr(), weight._version, weight.dtype, tuple(weight.shape))  # changed in place: a new version
-        if self.copy is None or self.copy[0] != key:
+        if self.copy is None or self.copy[0]() is not weight or self.copy[1] != weight._version:
             self.copy = None  # the old copy goes before the new one is made
-            self.copy = (key, weight.detach().float())
-        return self.copy[1]
+            self.copy = (weakref.ref(weight, self._gone), weight._version, weight.detach().float())
+        return self.copy[2]
+
+    def _gone(self, ref) -> None:
+        if self.copy is not None and self.copy[0] is ref:
+            self.copy = None
 
 
 class _Dispatch:

@@ -82,6 +82,13 @@ def test_head_weights_keep_one_copy_until_the_weight_changes():
         w.mul_(2)  # changed in place: a new copy with the new values
     again = weights.fp32(w)
     assert again is not first and torch.equal(again, w.float())
+    other = w.clone()  # equal values, another tensor: a copy of its own
+    assert weights.fp32(other) is not again
+    del other, w
+    import gc
+
+    gc.collect()
+    assert weights.copy is None  # the weight gone, its copy goes with it
     assert weights.fp32(torch.randn(3, 8)) is None  # an fp32 weight is used as it is
 
 
