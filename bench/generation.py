@@ -132,7 +132,6 @@ def medians_table(rows: dict, ways: list[str], ratio: str, inverse: bool = False
 
 
 def attention_threads(new) -> None:
-
     import harness.models.kernels as kernels
     from harness.evals import run_eval
 

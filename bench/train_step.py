@@ -10,9 +10,9 @@ then that with the frozen base weights stored in bf16 for the run instead of cas
 every call (`frozen_weights_in_autocast_dtype`, around the harness's `trainer.train()`); then that
 with eager attention instead of the model's sdpa (`train.attention: eager`, what the demo sets); then
 that with the harness's LM-head log-probabilities instead of trl's (`harness.train.lm_head`, bitwise
-the same). Loss and gradients are the same every way (tests/train/test_trainers.py,
-tests/train/test_lm_head.py), eager attention's up to rounding; the last row prints each way's mean
-loss, which shows it.
+the same); last, the LM head alone, trl's function against the harness's. Loss and gradients are
+the same every way (tests/train/test_trainers.py, tests/train/test_lm_head.py), eager attention's
+up to rounding; the table's last row prints each way's mean loss, which shows it.
 
     python bench/train_step.py                                   # the real model, 4 steps x 3
     python bench/train_step.py --model tiny --steps 10           # 2-layer random model
@@ -137,9 +137,11 @@ def main() -> None:
             for way in names[i % len(names):] + names[:i % len(names)]:  # rotated: no way always first
                 times[way].append(steps(way))
                 print(f"  {way:<15} run {i + 1}: {times[way][-1]:.2f} s", file=sys.stderr)
+        labelled = sum(int((b["labels"] != -100).sum()) for b in batches)
+        with frozen_stored():  # the head as the trainer runs it: a frozen bf16 copy
+            head = head_alone(model_.get_output_embeddings().weight, max(1, labelled // len(batches)))
 
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
-    labelled = sum(int((b["labels"] != -100).sum()) for b in batches)
     shared = [shared_prefix_length(b["input_ids"], b["attention_mask"]) for b in batches]
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nLoRA SFT ({'bf16 autocast' if bf16 else 'fp32'}), {args.steps} steps x {args.batch_size} records of "
@@ -154,6 +156,42 @@ def main() -> None:
           + ("" if bf16 else " (fp32 training: nothing is cast, the two are the same)"))
     print(f"eager attention vs sdpa: {med['+ bf16 frozen'] / med['+ eager attn']:.2f}x")
     print(f"harness LM head vs trl's: {med['+ eager attn'] / med['+ LM head']:.2f}x")
+    print(head)
+
+
+def head_alone(weight, tokens: int, repeats: int = 10) -> str:
+    """The LM head's log-probabilities alone, forward and backward, trl's function against the
+    harness's, alternating, on `tokens` answer positions (a batch's mean) with random hidden states."""
+    import torch
+    from trl.kernels.chunked_logprob import ChunkedLogProbFunction
+
+    from harness.train.lm_head import HeadWeights, LogProbsOnCPU
+
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(tokens, weight.shape[1], generator=g)
+    targets = torch.randint(0, weight.shape[0], (tokens,), generator=g)
+    kept = HeadWeights()  # as the trainer keeps it: made once, then reused
+    outputs = ("log_probs", "entropy", "is_top1")  # what trl's SFT loss asks for
+
+    def run(fn, *extra):
+        h = hidden.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=weight.dtype == torch.bfloat16):
+            lp = fn.apply(h, weight, None, targets, 1.0, 32768, None, 1.0, outputs, *extra)[0]
+        (-lp.sum() / tokens).backward()
+        return h.grad
+
+    ways = {"trl": lambda: run(ChunkedLogProbFunction), "harness": lambda: run(LogProbsOnCPU, kept.fp32(weight))}
+    same = torch.equal(ways["trl"](), ways["harness"]())  # also warms both up
+    times: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(repeats):
+        for k, fn in ways.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    trl, ours = (statistics.median(times[k]) * 1000 for k in ways)
+    return (f"LM head alone, forward + backward, {tokens} answer tokens x {weight.shape[0]} vocabulary ({weight.dtype}), "
+            f"median of {repeats}: trl {trl:.0f} ms, harness {ours:.0f} ms ({trl / ours:.2f}x); "
+            f"hidden-state gradients bitwise equal: {same}")
 
 
 if __name__ == "__main__":

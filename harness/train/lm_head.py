@@ -3,15 +3,17 @@ less work.
 
 trl 1.x scores the answer tokens through the LM head in vocabulary tiles (`ChunkedLogProbFunction`)
 and, without Triton, folds each tile with torch operations written for a GPU kernel's structure.
-On a CPU that costs more than the products themselves: 260 ms of a 1.5 s demo training step for
-236 answer tokens (SmolLM2's 49k-token vocabulary), of which the two bf16 products need ~75 ms.
-The rest is work whose result is thrown away or recomputed:
+On a CPU that costs more than the products themselves: 184-369 ms of a ~1.5 s demo training
+step for ~200 answer tokens (SmolLM2's 49k-token vocabulary; bench/train_step.py's last line), of
+which the bf16 products of the forward pass need ~35 ms. The rest is work whose result is thrown
+away or recomputed:
 
 - the backward pass recomputes every logits tile (the same product again) and converts the
   frozen head's bf16 weight to fp32 (for its fp32 gradient product) at every step;
 - both passes multiply by the logit scale and the inverse temperature when they are 1, and the
-  backward builds the gradient in eight passes over the tile (zeros, a one-hot, its float copy,
-  a difference, a product, a sum, two scalings) where four do;
+  backward builds the gradient in some fourteen passes over the tile (a float copy, two
+  scalings, a difference, an exp, zeros, a one-hot and its float copy, a difference, a product, a
+  sum, two scalings, the copy back) where seven do;
 - the accuracy metric (is the target the first maximum?) masks a copy of every tile.
 
 `LogProbsOnCPU` does the same operations on the same values, in the same order wherever it
