@@ -121,9 +121,9 @@ def test_the_trainers_loss_uses_it_and_trl_gets_its_function_back(tiny_cfg, monk
         seen.append(type(trl_utils._ChunkedLogProbFunction).__name__)
         return original_apply(*a)
 
-    monkeypatch.setattr(lm_head.LogProbsOnCPU, "apply", counting)
-    harness = loss_and_grads(lambda: trainer.compute_loss(model, dict(batch)))
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:  # only this patch undone here, the inherited apply back
+        patch.setattr(lm_head.LogProbsOnCPU, "apply", counting)
+        harness = loss_and_grads(lambda: trainer.compute_loss(model, dict(batch)))
     assert seen == ["_Dispatch"]
     assert trl_utils._ChunkedLogProbFunction is real  # back when the loss is done
 
